@@ -1,0 +1,3 @@
+from partitur.cli import main
+
+main()

@@ -1,0 +1,168 @@
+"""The ASGI application: the tracking API, the management API and the background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from partitur import api
+from partitur.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PartiturError,
+    PayloadTooLarge,
+    RateLimited,
+    StorageError,
+    Unauthorized,
+)
+from partitur.ingest.routes import routes as ingest_routes
+from partitur.services import Services, build_services, dedup_cutoff_us
+from partitur.settings import Settings
+
+log = logging.getLogger("partitur")
+
+_STATUS: list[tuple[type[PartiturError], int]] = [
+    (PayloadTooLarge, 413),
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (RateLimited, 429),
+    (StorageError, 503),
+]
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> Any:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _cors(request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    if origin and request.url.path.startswith("/v1/"):
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+async def _partitur_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PartiturError)
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+    headers = _cors(request)
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    if status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, exc.message)
+    return api.json(error_body(exc.code, exc.message, exc.details), status, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return api.json(error_body(code, str(exc.detail)), exc.status_code, _cors(request))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return api.json(
+        error_body("internal", "internal error; the server log has the details"), 500,
+        _cors(request),
+    )
+
+
+async def health(request: Request) -> Response:
+    services = api.services(request)
+
+    def read() -> int:
+        with services.db.read() as tx:
+            return services.events.backlog(tx)
+
+    backlog = await asyncio.to_thread(read)
+    return api.json({"status": "ok", "backlog": backlog, "store": services.db.dialect})
+
+
+def all_routes() -> list[BaseRoute]:
+    from partitur.auth.routes import routes as auth_routes
+    from partitur.plan.routes import routes as plan_routes
+    from partitur.privacy.routes import routes as privacy_routes
+    from partitur.profiles.routes import routes as profile_routes
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        *ingest_routes(),
+        *auth_routes(),
+        *plan_routes(),
+        *profile_routes(),
+        *privacy_routes(),
+    ]
+
+
+async def _maintenance(services: Services) -> None:
+    """Housekeeping every minute: forget old messageIds, create time partitions ahead."""
+    while True:
+        await asyncio.sleep(60)
+        try:
+            def run() -> None:
+                with services.db.transaction() as tx:
+                    services.events.forget_message_ids(tx, dedup_cutoff_us(services))
+                services.events.ensure_partitions(services.clock.now())
+
+            await asyncio.to_thread(run)
+        except Exception:
+            log.exception("maintenance failed; will retry")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    start_workers: bool | None = None,
+) -> Starlette:
+    """Build the app. Pass ``services`` to share a store (tests); otherwise built from settings."""
+    if services is None:
+        if settings is None:
+            raise ValueError("create_app needs settings or services")
+        services = build_services(settings)
+    svc = services
+    run_workers = svc.settings.worker_enabled if start_workers is None else start_workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from partitur.worker import ProfileWorker
+
+        svc.committer.start()
+        worker = ProfileWorker(svc) if run_workers else None
+        if worker is not None:
+            worker.start()
+        svc.extra["worker"] = worker
+        housekeeping = asyncio.create_task(_maintenance(svc))
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            svc.committer.stop()
+            if worker is not None:
+                worker.stop()
+
+    app = Starlette(
+        routes=all_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            PartiturError: _partitur_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.services = svc
+    return app

@@ -1,0 +1,227 @@
+"""The ``partitur`` command. Thin: it parses options and calls into the packages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from partitur.errors import PartiturError
+from partitur.settings import load_settings, settings_markdown
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(fn: F) -> F:
+    fn = click.option(
+        "--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
+        help="PostgreSQL URL; unset means embedded SQLite in the data directory.",
+    )(fn)
+    fn = click.option(
+        "--data", "data_dir", type=click.Path(path_type=Path), default=None,
+        envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).",
+    )(fn)
+    return fn
+
+
+def open_services(data_dir: Path | None, database_url: str | None) -> Any:
+    from partitur.services import build_services
+
+    settings = load_settings(data_dir, database_url=database_url)
+    return build_services(settings)
+
+
+class Group(click.Group):
+    """Turns Partitur's own errors into one clean line and exit code 1 (2 for bad input)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PartiturError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            from partitur.errors import InvalidInput
+
+            ctx.exit(2 if isinstance(exc, InvalidInput) else 1)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="partitur")
+def main() -> None:
+    """Partitur: customer journey orchestration you can self-host, read and trust."""
+
+
+@main.command()
+@store_options
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8910).")
+@click.option("--demo", is_flag=True, help="Set up a demo workspace and simulate visitors.")
+@click.option("--no-worker", is_flag=True, help="Do not run the profile worker in this process.")
+def serve(
+    data_dir: Path | None, database_url: str | None, host: str | None, port: int | None,
+    demo: bool, no_worker: bool,
+) -> None:
+    """Run the API and its workers in one process."""
+    import uvicorn
+
+    from partitur.app import create_app
+    from partitur.services import build_services
+
+    settings = load_settings(data_dir, database_url=database_url, host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    services = build_services(settings)
+    app = create_app(services=services, start_workers=False if no_worker else None)
+    if demo:
+        from partitur.demo import setup_demo
+
+        setup_demo(app, services)
+    where = services.db.dialect
+    click.echo(f"Partitur listening on http://{settings.host}:{settings.port} ({where})")
+    sys.stdout.flush()
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        access_log=False, loop="auto", http="auto", timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@store_options
+def migrate(data_dir: Path | None, database_url: str | None) -> None:
+    """Create or upgrade the database schema."""
+    services = open_services(data_dir, database_url)
+    click.echo(f"schema up to date ({services.db.dialect})")
+    services.close()
+
+
+@main.group()
+def keys() -> None:
+    """Write keys for sources, admin tokens for the management API."""
+
+
+@keys.group("create")
+def keys_create() -> None:
+    """Create a key; it is printed once, on the last line."""
+
+
+@keys_create.command("write")
+@store_options
+@click.option("--source", required=True, help="Source name (created if new).")
+def keys_create_write(data_dir: Path | None, database_url: str | None, source: str) -> None:
+    """A write key for SOURCE (HTTP Basic user, or the body's writeKey)."""
+    services = open_services(data_dir, database_url)
+    key, src = services.keys.create_write_key(source)
+    click.echo(f"write key for source '{src.name}' ({src.id}); it is shown only once:")
+    click.echo(key)
+    services.close()
+
+
+@keys_create.command("admin")
+@store_options
+@click.option("--label", default=None, help="What the token is for.")
+def keys_create_admin(data_dir: Path | None, database_url: str | None, label: str | None) -> None:
+    """An admin token for the management API (Authorization: Bearer ...)."""
+    services = open_services(data_dir, database_url)
+    key = services.keys.create_admin_key(label)
+    click.echo("admin token; it is shown only once:")
+    click.echo(key)
+    services.close()
+
+
+@keys.command("list")
+@store_options
+def keys_list(data_dir: Path | None, database_url: str | None) -> None:
+    """Keys by prefix, kind and source (never the keys themselves)."""
+    services = open_services(data_dir, database_url)
+    for k in services.keys.list_keys():
+        state = "revoked" if k["revoked"] else "active"
+        click.echo(f"{k['prefix']}…  {k['kind']:<5}  {k['source'] or '-':<20}  {state}")
+    services.close()
+
+
+@keys.command("revoke")
+@store_options
+@click.argument("key")
+def keys_revoke(data_dir: Path | None, database_url: str | None, key: str) -> None:
+    """Revoke KEY (takes effect within seconds on every server)."""
+    services = open_services(data_dir, database_url)
+    services.keys.revoke(key)
+    click.echo("revoked")
+    services.close()
+
+
+@main.group()
+def sources() -> None:
+    """Sources (touchpoints) and their settings."""
+
+
+@sources.command("list")
+@store_options
+def sources_list(data_dir: Path | None, database_url: str | None) -> None:
+    services = open_services(data_dir, database_url)
+    for s in services.keys.list_sources():
+        limit = f"{s.rate_limit:g}/s" if s.rate_limit else "unlimited"
+        click.echo(f"{s.name:<20} {s.id}  rate {limit}  policy {s.plan_policy or 'default'}")
+    services.close()
+
+
+@sources.command("set")
+@store_options
+@click.argument("name")
+@click.option("--rate-limit", type=float, default=None, help="Events per second (0: unlimited).")
+@click.option(
+    "--policy", multiple=True, metavar="RULE=ACTION",
+    help="Tracking-plan policy, e.g. unplanned_events=block, violations=flag.",
+)
+def sources_set(
+    data_dir: Path | None, database_url: str | None, name: str, rate_limit: float | None,
+    policy: tuple[str, ...],
+) -> None:
+    """Change a source's rate limit or tracking-plan policy."""
+    from partitur.errors import InvalidInput
+    from partitur.plan.policy import check_policy
+
+    services = open_services(data_dir, database_url)
+    current = services.keys.get_source(name)
+    new_policy = None
+    if policy:
+        merged = dict(current.plan_policy)
+        for item in policy:
+            rule, sep, action = item.partition("=")
+            if not sep:
+                raise InvalidInput(f"--policy expects RULE=ACTION, got '{item}'")
+            merged[rule.strip()] = action.strip()
+        new_policy = check_policy(merged)
+    src = services.keys.update_source(name, rate_limit=rate_limit, plan_policy=new_policy)
+    click.echo(f"{src.name}: rate limit {src.rate_limit or 'unlimited'}, policy {src.plan_policy}")
+    services.close()
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the documented settings table.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None)
+def settings_cmd(markdown: bool, data_dir: Path | None) -> None:
+    """Show the effective settings (or the table of all settings)."""
+    if markdown:
+        click.echo(settings_markdown(), nl=False)
+        return
+    settings = load_settings(data_dir)
+    for name, value in settings.model_dump().items():
+        if name == "database_url" and value:
+            from partitur.store.db import _redact
+
+            value = _redact(value)
+        click.echo(f"{name} = {value!r}")
+
+
+def _register_extensions() -> None:
+    from partitur.plan.cli import plan
+
+    main.add_command(plan)
+
+
+_register_extensions()

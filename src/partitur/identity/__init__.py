@@ -1,0 +1,1 @@
+"""The identity graph: identifiers linked to one profile per person."""

@@ -1,0 +1,9 @@
+"""Management API routes of this package."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+
+def routes() -> list[BaseRoute]:
+    return []
