@@ -118,3 +118,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if skipped:
         terminalreporter.write_line(f"{len(skipped)} PostgreSQL tests were skipped", red=True)
         terminalreporter._session.exitstatus = 1
+
+
+def wait_processed(services: Services, timeout: float = 20.0) -> None:
+    """Wait (bounded) until the profile worker has processed everything queued."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.db.read() as tx:
+            if services.events.backlog(tx) == 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"events still queued after {timeout}s")
+
+
+@pytest.fixture
+def settle(services: Services) -> Any:
+    return lambda: wait_processed(services)

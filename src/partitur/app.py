@@ -86,7 +86,7 @@ async def health(request: Request) -> Response:
 
     def read() -> int:
         with services.db.read() as tx:
-            return services.events.backlog(tx)
+            return int(services.events.backlog(tx))
 
     backlog = await asyncio.to_thread(read)
     return api.json({"status": "ok", "backlog": backlog, "store": services.db.dialect})

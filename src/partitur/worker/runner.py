@@ -1,19 +1,34 @@
-"""Runs the processor in a thread until stopped."""
+"""Runs the processor in a thread of the server process until stopped.
+
+Embedded (SQLite): one worker owns every partition. The same code runs as its own process
+on PostgreSQL (``parts`` selects a partition range); identity writes are serialised there by
+an advisory lock, so several workers never resolve the same person at once.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
+
+from partitur.worker.processor import BatchResult, Processor
 
 log = logging.getLogger("partitur.worker")
 
 
 class ProfileWorker:
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, parts: tuple[int, int] | None = None) -> None:
         self.services = services
+        self.parts = parts
+        self.processor = Processor(
+            services.db, services.events, services.settings, services.clock
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.processed = 0
+        self.batches = 0
+        self.idle = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="partitur-worker", daemon=True)
@@ -24,8 +39,39 @@ class ProfileWorker:
         self.services.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            self._thread = None
+
+    def drain(self) -> int:
+        """Process until the queue is empty (used by tests and the CLI); returns the count."""
+        total = 0
+        while True:
+            result = self.step()
+            if result.processed == 0 and result.unattributed == 0 and result.suppressed == 0:
+                return total
+            total += result.processed
+
+    def step(self) -> BatchResult:
+        result = self.processor.run_batch(self.services.settings.worker_batch, self.parts)
+        self.processed += result.processed
+        self.batches += 1
+        return result
 
     def _run(self) -> None:
+        backoff = 0.5
         while not self._stop.is_set():
-            self.services.wake.wait(1.0)
-            self.services.wake.clear()
+            try:
+                result = self.step()
+            except Exception:
+                log.exception("profile worker batch failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 0.5
+            busy = result.processed or result.unattributed or result.suppressed
+            if not busy:
+                self.idle.set()
+                self.services.wake.wait(1.0)
+                self.services.wake.clear()
+            else:
+                self.idle.clear()
+                time.sleep(0)
