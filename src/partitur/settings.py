@@ -66,7 +66,7 @@ class Settings(BaseModel):
         description="SQLite `synchronous` pragma: FULL survives power loss, NORMAL only "
         "process crashes.",
     )
-    worker_batch: int = Field(1000, description="Events the profile worker takes per batch.")
+    worker_batch: int = Field(2000, description="Most events the profile worker takes per batch.")
     worker_enabled: bool = Field(
         True, description="Run the identity and profile worker inside `partitur serve`."
     )

@@ -95,7 +95,9 @@ class Keys:
         clear_rate_limit: bool = False,
     ) -> Source:
         source = self.get_source(name)
-        new_limit = None if clear_rate_limit else (rate_limit if rate_limit is not None else source.rate_limit)
+        new_limit = rate_limit if rate_limit is not None else source.rate_limit
+        if clear_rate_limit:
+            new_limit = None
         if new_limit is not None and new_limit < 0:
             raise InvalidInput("rate_limit must be >= 0")
         policy = plan_policy if plan_policy is not None else source.plan_policy

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import phonenumbers
 
 BUILTIN_TYPES = ("user_id", "email", "phone", "device_id", "anonymous_id")
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
+class Identifier(NamedTuple):
     type: str
     value: str
+    key: str  # "type:value", the graph's primary key
 
-    @property
-    def key(self) -> str:
-        return f"{self.type}:{self.value}"
+    @classmethod
+    def of(cls, type_: str, value: str) -> Identifier:
+        return cls(type_, value, f"{type_}:{value}")
 
     def as_json(self) -> dict[str, str]:
         return {"type": self.type, "value": self.value}
@@ -65,18 +65,22 @@ class IdentityRules:
     def limit(self, type_: str) -> int | None:
         return (self.limits or {}).get(type_)
 
+    _ranks: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ranks.update({t: i for i, t in enumerate(self.priority)})
+
     def rank(self, type_: str) -> int:
-        try:
-            return self.priority.index(type_)
-        except ValueError:
-            return len(self.priority)
+        return self._ranks.get(type_, len(self.priority))
 
     def normalise(self, type_: str, raw: Any) -> str | None:
         """The canonical value of an identifier, or None if it is blocked or invalid."""
-        if raw is None or isinstance(raw, bool | dict | list):
+        if type(raw) is str:
+            value = raw.strip()
+        elif raw is None or isinstance(raw, bool | dict | list):
             return None
-        value = raw if isinstance(raw, str) else str(raw)
-        value = value.strip()
+        else:
+            value = str(raw).strip()
         if value.lower() in self.blocked or len(value) > 512:
             return None
         if type_ == "email":
@@ -89,58 +93,77 @@ class IdentityRules:
 def _path(doc: Mapping[str, Any], dotted: str) -> Any:
     node: Any = doc
     for part in dotted.split("."):
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):
             return None
         node = node.get(part)
     return node
 
 
-def extract(message: Mapping[str, Any], rules: IdentityRules) -> list[Identifier]:
+def extract(message: dict[str, Any], rules: IdentityRules) -> list[Identifier]:
     """Identifiers in priority order (highest first), de-duplicated.
 
-    ``message`` is the stored event (Segment field names). ``alias`` carries ``previousId``:
-    it is taken as an anonymous id unless it looks like an email.
+    ``message`` is the stored event (Segment field names, decoded JSON). ``alias`` carries
+    ``previousId``, taken as an anonymous id. Runs once per processed event, so it sticks to
+    plain dict operations.
     """
-    found: list[tuple[str, Any]] = [
-        ("user_id", message.get("userId")),
-        ("anonymous_id", message.get("anonymousId")),
-    ]
-    traits = message.get("traits") if message.get("type") == "identify" else None
-    context = message.get("context") or {}
-    ctx_traits = context.get("traits") if isinstance(context, Mapping) else None
-    for source in (traits, ctx_traits):
-        if isinstance(source, Mapping):
-            found.append(("email", source.get("email")))
-            found.append(("phone", source.get("phone")))
-    if isinstance(context, Mapping):
+    found: list[tuple[str, Any]] = []
+    value = message.get("userId")
+    if value is not None:
+        found.append(("user_id", value))
+    value = message.get("anonymousId")
+    if value is not None:
+        found.append(("anonymous_id", value))
+    kind = message.get("type")
+    context = message.get("context")
+    if kind == "identify":
+        traits = message.get("traits")
+        if type(traits) is dict:
+            _contact(traits, found)
+    if type(context) is dict:
+        ctx_traits = context.get("traits")
+        if type(ctx_traits) is dict:
+            _contact(ctx_traits, found)
         device = context.get("device")
-        if isinstance(device, Mapping):
-            found.append(("device_id", device.get("id")))
+        if type(device) is dict and device.get("id") is not None:
+            found.append(("device_id", device["id"]))
         external = context.get("externalIds")
-        if isinstance(external, list):
+        if type(external) is list:
+            custom = rules.custom_types or {}
             for item in external:
-                if isinstance(item, Mapping) and isinstance(item.get("type"), str):
-                    kind = item["type"]
-                    if kind in BUILTIN_TYPES or kind in (rules.custom_types or {}):
-                        found.append((kind, item.get("id")))
-    if message.get("type") == "alias":
-        previous = message.get("previousId")
-        found.append(("anonymous_id", previous))
-    for kind, path in (rules.custom_types or {}).items():
-        found.append((kind, _path(message, path)))
+                if (
+                    type(item) is dict
+                    and isinstance(item.get("type"), str)
+                    and (item["type"] in BUILTIN_TYPES or item["type"] in custom)
+                ):
+                    found.append((item["type"], item.get("id")))
+    if kind == "alias":
+        found.append(("anonymous_id", message.get("previousId")))
+    if rules.custom_types:
+        for custom_kind, path in rules.custom_types.items():
+            found.append((custom_kind, _path(message, path)))
     return _unique(found, rules)
 
 
-def _unique(found: Iterable[tuple[str, Any]], rules: IdentityRules) -> list[Identifier]:
-    seen: set[str] = set()
+def _contact(traits: dict[str, Any], found: list[tuple[str, Any]]) -> None:
+    email = traits.get("email")
+    if email is not None:
+        found.append(("email", email))
+    phone = traits.get("phone")
+    if phone is not None:
+        found.append(("phone", phone))
+
+
+def _unique(found: list[tuple[str, Any]], rules: IdentityRules) -> list[Identifier]:
     out: list[Identifier] = []
+    seen: set[str] = set()
     for kind, raw in found:
         value = rules.normalise(kind, raw)
         if value is None:
             continue
-        ident = Identifier(kind, value)
-        if ident.key not in seen:
-            seen.add(ident.key)
-            out.append(ident)
-    out.sort(key=lambda i: rules.rank(i.type))
+        key = f"{kind}:{value}"
+        if key not in seen:
+            seen.add(key)
+            out.append(Identifier(kind, value, key))
+    if len(out) > 1:
+        out.sort(key=lambda i: rules.rank(i.type))
     return out

@@ -64,6 +64,11 @@ class BatchGraph:
 
     def _can_take(self, profile: str, idents: list[Identifier]) -> str | None:
         """None if ``profile`` can take all ``idents``; otherwise the reason it cannot."""
+        held = self.members.get(profile, ())
+        if len(held) + len(idents) <= self.rules.max_identifiers and not any(
+            self.rules.limit(i.type) is not None for i in idents
+        ):
+            return None  # the common case, decided without counting
         counts = self._counts(profile)
         total = sum(counts.values())
         for ident in idents:

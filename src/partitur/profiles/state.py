@@ -35,7 +35,7 @@ class ProfileState:
         return {
             "id": self.id,
             "traits": self.traits,
-            "consent": self.consent,
+            "consent": public_consent(self.consent),
             "first_seen": iso(self.first_seen) if self.first_seen is not None else None,
             "last_seen": iso(self.last_seen) if self.last_seen is not None else None,
             "event_count": self.event_count,
@@ -104,21 +104,30 @@ def apply_event(
 def set_consent(
     state: ProfileState, purpose: str, granted: bool, ts: int, seq: int, source_id: str
 ) -> None:
+    """Record a consent statement; an older statement never overrides a newer one.
+
+    ``since`` is when the current answer was first given: a later event repeating the same
+    answer (analytics.js sends preferences on every call) only moves ``ts``/``seq``, the
+    newest statement seen, which is what out-of-order events are compared with."""
     old = state.consent.get(purpose)
-    if old is not None and (old["_ts"], old["_seq"]) > (ts, seq):
-        return
+    if old is not None:
+        if (old["ts"], old["seq"]) > (ts, seq):
+            return
+        if old["granted"] == granted:
+            old["ts"], old["seq"] = ts, seq
+            return
     state.consent[purpose] = {
-        "granted": granted,
-        "at": iso(ts),
-        "source": source_id,
-        "_ts": ts,
-        "_seq": seq,
+        "granted": granted, "since": ts, "ts": ts, "seq": seq, "source": source_id
     }
 
 
 def public_consent(consent: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
-        purpose: {k: v for k, v in entry.items() if not k.startswith("_")}
+        purpose: {
+            "granted": entry["granted"],
+            "at": iso(entry["since"]),
+            "source": entry["source"],
+        }
         for purpose, entry in consent.items()
     }
 
@@ -134,7 +143,11 @@ def merge_into(survivor: ProfileState, other: ProfileState, rules: Mapping[str, 
         meta = other.trait_meta.get(name, [0, 0])
         set_trait(survivor, name, value, meta[0], meta[1], rules.get(name, "latest"))
     for purpose, entry in other.consent.items():
-        set_consent(
-            survivor, purpose, entry["granted"], entry["_ts"], entry["_seq"], entry["source"]
-        )
+        mine = survivor.consent.get(purpose)
+        if mine is None or (entry["ts"], entry["seq"]) > (mine["ts"], mine["seq"]):
+            if mine is not None and mine["granted"] == entry["granted"]:
+                mine["ts"], mine["seq"] = entry["ts"], entry["seq"]
+                mine["since"] = min(mine["since"], entry["since"])
+            else:
+                survivor.consent[purpose] = dict(entry)
     other.merged_into = survivor.id

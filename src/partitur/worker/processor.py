@@ -109,7 +109,8 @@ class Processor:
                 all_idents[ident.key] = ident
             batch.append((seq, ts, source_id, message, idents))
 
-        blocked = suppressed_keys(tx, list(all_idents.values()))
+        any_erased = tx.one("SELECT 1 FROM suppressions LIMIT 1") is not None
+        blocked = suppressed_keys(tx, list(all_idents.values())) if any_erased else set()
         if blocked:
             erase = [b[0] for b in batch if any(i.key in blocked for i in b[4])]
             self.events.delete_seqs(tx, erase)
