@@ -108,16 +108,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("PARTITUR_REQUIRE_POSTGRES is set but no PostgreSQL URL is")
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not os.environ.get("PARTITUR_REQUIRE_POSTGRES"):
-        return
-    skipped = [
-        rep for rep in terminalreporter.stats.get("skipped", [])
-        if "postgres" in getattr(rep, "keywords", {})
-    ]
-    if skipped:
-        terminalreporter.write_line(f"{len(skipped)} PostgreSQL tests were skipped", red=True)
-        terminalreporter._session.exitstatus = 1
+_pg_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords:
+        _pg_skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI (PARTITUR_REQUIRE_POSTGRES) a skipped PostgreSQL test fails the run."""
+    if os.environ.get("PARTITUR_REQUIRE_POSTGRES") and _pg_skipped:
+        print(f"\n{len(_pg_skipped)} PostgreSQL tests were skipped, e.g. {_pg_skipped[0]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def wait_processed(services: Services, timeout: float = 20.0) -> None:

@@ -91,6 +91,45 @@ def serve(
 
 @main.command()
 @store_options
+@click.option(
+    "--parts", default=None, metavar="LO:HI",
+    help="Only this range of partitions (PostgreSQL; default: all).",
+)
+def worker(data_dir: Path | None, database_url: str | None, parts: str | None) -> None:
+    """Run the identity and profile worker on its own (no HTTP server)."""
+    import signal
+    import threading
+
+    from partitur.errors import InvalidInput
+    from partitur.worker import ProfileWorker
+
+    services = open_services(data_dir, database_url)
+    logging.basicConfig(
+        level=services.settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    span: tuple[int, int] | None = None
+    if parts:
+        lo, sep, hi = parts.partition(":")
+        if not (sep and lo.isdigit() and hi.isdigit() and int(lo) < int(hi)):
+            raise InvalidInput("--parts expects LO:HI with LO < HI, e.g. 0:128")
+        span = (int(lo), int(hi))
+    runner = ProfileWorker(services, parts=span)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    click.echo(f"worker running on {services.db.dialect}; partitions {parts or 'all'}")
+    while not stop.wait(5.0):
+        with services.db.read() as tx:
+            backlog = services.events.backlog(tx)
+        logging.getLogger("partitur.worker").debug("backlog %d", backlog)
+    runner.stop()
+    services.close()
+
+
+@main.command()
+@store_options
 def migrate(data_dir: Path | None, database_url: str | None) -> None:
     """Create or upgrade the database schema."""
     services = open_services(data_dir, database_url)
