@@ -5,8 +5,9 @@ first, see ``IdentityRules.priority``):
 
 1. The event belongs to the profile of its highest-priority identifier that already has one,
    provided that profile can also take every higher-priority identifier the event carries
-   that has no profile yet. Otherwise a new profile is created for the event (this is how a
-   second ``user_id`` on a shared device starts a new person instead of merging two).
+   that has no profile yet without breaking a per-type limit. Otherwise a new profile is
+   created for the event (this is how a second ``user_id`` on a shared device starts a new
+   person instead of merging two).
 2. Identifiers without a profile are linked to the event's profile, unless a per-type limit
    (default: one ``user_id``) or the cap on identifiers per profile would be exceeded; then
    the link is refused and logged.
@@ -62,10 +63,15 @@ class BatchGraph:
     def _counts(self, profile: str) -> Counter[str]:
         return Counter(key.split(":", 1)[0] for key in self.members.get(profile, ()))
 
-    def _can_take(self, profile: str, idents: list[Identifier]) -> str | None:
-        """None if ``profile`` can take all ``idents``; otherwise the reason it cannot."""
+    def _can_take(
+        self, profile: str, idents: list[Identifier], *, cap: bool = True
+    ) -> str | None:
+        """None if ``profile`` can take all ``idents``; otherwise the reason it cannot.
+
+        ``cap=False`` checks the per-type limits only.
+        """
         held = self.members.get(profile, ())
-        if len(held) + len(idents) <= self.rules.max_identifiers and not any(
+        if (not cap or len(held) + len(idents) <= self.rules.max_identifiers) and not any(
             self.rules.limit(i.type) is not None for i in idents
         ):
             return None  # the common case, decided without counting
@@ -77,7 +83,7 @@ class BatchGraph:
             total += 1
             if limit is not None and counts[ident.type] > limit:
                 return f"at most {limit} {ident.type} per profile"
-        if total > self.rules.max_identifiers:
+        if cap and total > self.rules.max_identifiers:
             return f"at most {self.rules.max_identifiers} identifiers per profile"
         return None
 
@@ -169,7 +175,9 @@ class BatchGraph:
                     self._refuse(profile, ident, None, reason, seq, message_id)
                 continue
             if profile is None:
-                if self._can_take(holder, unowned) is None:
+                # A per-type limit (a second user_id) means another person: new profile.
+                # The cap alone does not: the event stays with the holder, the links are refused.
+                if self._can_take(holder, unowned, cap=False) is None:
                     profile = holder
                 else:
                     profile = self._create(seq, unowned[0] if unowned else ident, message_id)
