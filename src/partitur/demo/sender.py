@@ -27,10 +27,8 @@ log = logging.getLogger("partitur.demo")
 
 def loopback_url(host: str, port: int) -> str:
     """The URL the simulator uses to reach a server bound to ``host``; loopback or an error."""
-    if host in ("", "0.0.0.0", "localhost"):
+    if host == "localhost":
         return f"http://127.0.0.1:{port}"
-    if host == "::":
-        return f"http://[::1]:{port}"
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
