@@ -88,6 +88,7 @@ class Population:
     rng: random.Random = field(init=False)
     people: list[Person] = field(init=False)
     sent: int = field(init=False, default=0)
+    known: list[Person] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -134,11 +135,17 @@ class Population:
     def tick(self, now_us: int, budget: int) -> list[Outgoing]:
         out: list[Outgoing] = []
         while len(out) < budget:
-            out.extend(self.session(self.rng.choice(self.people)))
+            out.extend(self.session(self._visitor()))
         # Spread the tick's events over the last moments before ``now``, in order.
         for i, item in enumerate(out):
             item.message["timestamp"] = iso(now_us - (len(out) - 1 - i) * 2_000)
         return out
+
+    def _visitor(self) -> Person:
+        """Half the visits are from people who have signed up: they come back more often."""
+        if self.known and self.rng.random() < 0.5:
+            return self.rng.choice(self.known)
+        return self.rng.choice(self.people)
 
     def session(self, person: Person) -> list[Outgoing]:
         rng = self.rng
@@ -216,6 +223,7 @@ class Population:
 
     def _sign_up(self, person: Person, device: Device) -> list[Outgoing]:
         person.signed_up = True
+        self.known.append(person)
         device.signed_in = True
         traits = {**self._traits(person), "plan": "free"}
         return [
