@@ -109,8 +109,11 @@ def test_simulated_people_become_profiles(
     buyers = [p for p in known if p.orders]
     assert known and two_devices and buyers, "the story should cover sign-ups, devices, orders"
     for person in known:
-        r = client.get("/api/v1/profiles/lookup", params={"type": "email", "value": person.email},
-                       headers=admin)
+        r = client.get(
+            "/api/v1/profiles/lookup",
+            params={"type": "email", "value": person.email},
+            headers=admin,
+        )
         assert r.status_code == 200, r.text
         profile = r.json()
         ids = {(i["type"], i["value"]) for i in profile["identifiers"]}
@@ -146,8 +149,10 @@ def test_simulator_runs_only_while_the_app_runs(services: Services) -> None:
 
 # -- the real server ---------------------------------------------------------------------------
 
-def http(url: str, *, token: str | None = None, key: str | None = None,
-         body: Any = None) -> tuple[int, Any]:
+
+def http(
+    url: str, *, token: str | None = None, key: str | None = None, body: Any = None
+) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -171,9 +176,20 @@ class DemoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARTITUR_")}
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "partitur", "serve", "--demo", "--data", str(data),
-                 "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "partitur",
+                    "serve",
+                    "--demo",
+                    "--data",
+                    str(data),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
 
     def wait_ready(self, timeout: float = 30.0) -> str:
@@ -198,8 +214,9 @@ class DemoServer:
 
 
 def profiles(server: DemoServer, token: str) -> list[Any]:
-    status, body = http(f"{server.base}/api/v1/profiles?trait=plan&value=free&limit=500",
-                        token=token)
+    status, body = http(
+        f"{server.base}/api/v1/profiles?trait=plan&value=free&limit=500", token=token
+    )
     assert status == 200, body
     return list(body["profiles"])
 
@@ -218,8 +235,11 @@ def test_serve_demo_twice_on_the_same_data(tmp_path: Path) -> None:
             assert f"curl -u {keys['web']}: {server.base}/v1/identify" in printed
             # The printed keys work...
             for source, key in keys.items():
-                status, body = http(f"{server.base}/v1/track", key=key,
-                                    body={"userId": f"tester-{source}", "event": "Pinged"})
+                status, body = http(
+                    f"{server.base}/v1/track",
+                    key=key,
+                    body={"userId": f"tester-{source}", "event": "Pinged"},
+                )
                 assert status == 200, body
             # ...and the simulated people arrive (at about 4 events/s; sign-ups within seconds).
             deadline = time.monotonic() + 60

@@ -36,8 +36,9 @@ def settings_table() -> str:
 def walk(
     cmd: click.Command, path: tuple[str, ...], parent: click.Context | None
 ) -> Iterator[tuple[tuple[str, ...], str]]:
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent, terminal_width=WIDTH,
-                        max_content_width=WIDTH)
+    ctx = click.Context(
+        cmd, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
+    )
     yield path, cmd.get_help(ctx)
     if isinstance(cmd, click.Group):
         for name in cmd.list_commands(ctx):
@@ -115,14 +116,16 @@ DEFAULT_BASE = "http://127.0.0.1:8910"
 
 def runnable_blocks(doc: Path) -> list[tuple[str, str]]:
     """``sh`` and ``python`` fences run; ``console`` and ``text`` fences are transcripts."""
-    return [(lang, body) for lang, body in FENCE.findall(doc.read_text())
-            if lang in ("sh", "python")]
+    return [
+        (lang, body) for lang, body in FENCE.findall(doc.read_text()) if lang in ("sh", "python")
+    ]
 
 
 def run_block(lang: str, body: str, base: str, timeout: float = 20.0) -> str:
     code = body.replace(DEFAULT_BASE, base)
-    argv = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [
-        sys.executable, "-c", code]
+    argv = (
+        ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [sys.executable, "-c", code]
+    )
     deadline = time.monotonic() + timeout
     while True:  # the profile worker runs a moment behind the tracking API
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -130,8 +133,9 @@ def run_block(lang: str, body: str, base: str, timeout: float = 20.0) -> str:
         if not failed or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert not failed, f"{lang} block failed:\n{code}\n--- stdout\n{done.stdout}\n" \
-                       f"--- stderr\n{done.stderr}"
+    assert not failed, (
+        f"{lang} block failed:\n{code}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
     return done.stdout
 
 

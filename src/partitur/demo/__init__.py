@@ -76,9 +76,9 @@ def banner(
     return f"""
 Partitur demo workspace (data in {data_dir})
 {keys}
-  {'admin token':<15}{admin}
-  {'tracking plan':<15}{workspace.plan}
-  {'simulation':<15}{people} people, about {rate:g} events/s (seed {seed})
+  {"admin token":<15}{admin}
+  {"tracking plan":<15}{workspace.plan}
+  {"simulation":<15}{people} people, about {rate:g} events/s (seed {seed})
 
 Try it:
   curl -u {web}: {base_url}/v1/identify \\

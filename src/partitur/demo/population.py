@@ -21,13 +21,48 @@ SOURCES = ("web", "ios", "backend", "crm")
 CONSENT_EVENT = "Segment Consent Preference Updated"
 
 _FIRST = (
-    "Ada", "Alan", "Clara", "Johann", "Fanny", "Ludwig", "Nadia", "Igor", "Hildegard", "Frédéric",
-    "Amy", "Dmitri", "Lili", "Maurice", "Ethel", "Arvo", "Florence", "Kaija", "Toru", "Joni",
+    "Ada",
+    "Alan",
+    "Clara",
+    "Johann",
+    "Fanny",
+    "Ludwig",
+    "Nadia",
+    "Igor",
+    "Hildegard",
+    "Frédéric",
+    "Amy",
+    "Dmitri",
+    "Lili",
+    "Maurice",
+    "Ethel",
+    "Arvo",
+    "Florence",
+    "Kaija",
+    "Toru",
+    "Joni",
 )
 _LAST = (
-    "Lovelace", "Turing", "Schumann", "Bach", "Hensel", "Beethoven", "Boulanger", "Stravinsky",
-    "Bingen", "Chopin", "Beach", "Shostakovich", "Farrenc", "Ravel", "Smyth", "Pärt", "Price",
-    "Saariaho", "Takemitsu", "Mitchell",
+    "Lovelace",
+    "Turing",
+    "Schumann",
+    "Bach",
+    "Hensel",
+    "Beethoven",
+    "Boulanger",
+    "Stravinsky",
+    "Bingen",
+    "Chopin",
+    "Beach",
+    "Shostakovich",
+    "Farrenc",
+    "Ravel",
+    "Smyth",
+    "Pärt",
+    "Price",
+    "Saariaho",
+    "Takemitsu",
+    "Mitchell",
 )
 _PRODUCTS = (
     ("sku-metronome", "Mechanical metronome", 49.0),
@@ -213,13 +248,15 @@ class Population:
         props: dict[str, Any] = {"product_id": sku, "name": name, "price": price}
         if self.mistakes and device.source == "ios" and self.rng.random() < 0.05:
             props["price"] = f"{price:.2f}"  # an app build that sends prices as text
-        out.append(self._message(person, device, "track", event="Product Viewed",
-                                 properties=props))
+        out.append(self._message(person, device, "track", event="Product Viewed", properties=props))
         return out
 
     def _traits(self, person: Person) -> dict[str, Any]:
-        return {"email": person.email, "first_name": person.first_name,
-                "last_name": person.last_name}
+        return {
+            "email": person.email,
+            "first_name": person.first_name,
+            "last_name": person.last_name,
+        }
 
     def _sign_up(self, person: Person, device: Device) -> list[Outgoing]:
         person.signed_up = True
@@ -228,16 +265,22 @@ class Population:
         traits = {**self._traits(person), "plan": "free"}
         return [
             self._message(person, device, "identify", traits=traits),
-            self._message(person, device, "track", event="Signed Up",
-                          properties={"method": self.rng.choice(("email", "apple", "google"))}),
+            self._message(
+                person,
+                device,
+                "track",
+                event="Signed Up",
+                properties={"method": self.rng.choice(("email", "apple", "google"))},
+            ),
         ]
 
     def _sign_in(self, person: Person, device: Device) -> list[Outgoing]:
         device.signed_in = True
         return [
             self._message(person, device, "identify", traits={"email": person.email}),
-            self._message(person, device, "track", event="Signed In",
-                          properties={"method": "email"}),
+            self._message(
+                person, device, "track", event="Signed In", properties={"method": "email"}
+            ),
         ]
 
     def _buy(self, person: Person, device: Device) -> list[Outgoing]:
@@ -251,17 +294,33 @@ class Population:
         total = round(sum(item[2] * q for item, q in zip(items, quantities, strict=True)), 2)
         out = []
         for product in products:
-            out.append(self._message(person, device, "track", event="Product Added",
-                                     properties=dict(product)))
-        out.append(self._message(person, device, "track", event="Checkout Started",
-                                 properties={"value": total, "currency": "EUR"}))
+            out.append(
+                self._message(
+                    person, device, "track", event="Product Added", properties=dict(product)
+                )
+            )
+        out.append(
+            self._message(
+                person,
+                device,
+                "track",
+                event="Checkout Started",
+                properties={"value": total, "currency": "EUR"},
+            )
+        )
         if rng.random() < 0.3:  # an abandoned cart
             return out
         person.orders += 1
-        order = {"order_id": f"order-{self.seed}-{self.sent}", "total": total,
-                 "revenue": total, "currency": "EUR", "products": products}
-        out.append(self._server("backend", person, "track", event="Order Completed",
-                                properties=order))
+        order = {
+            "order_id": f"order-{self.seed}-{self.sent}",
+            "total": total,
+            "revenue": total,
+            "currency": "EUR",
+            "products": products,
+        }
+        out.append(
+            self._server("backend", person, "track", event="Order Completed", properties=order)
+        )
         if person.orders == 1:
             traits: dict[str, Any] = {"lifecycle_stage": "customer"}
             if person.phone:

@@ -137,8 +137,11 @@ class Simulator:
         request = urllib.request.Request(
             f"{self.base_url}/v1/batch",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}",
-                     "User-Agent": "partitur-demo"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Basic {auth}",
+                "User-Agent": "partitur-demo",
+            },
             method="POST",
         )
         try:
