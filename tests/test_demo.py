@@ -254,3 +254,34 @@ def test_serve_demo_twice_on_the_same_data(tmp_path: Path) -> None:
         assert code == 0, server.log.read_text()
         assert "Traceback" not in server.log.read_text()
     assert seen[1] > seen[0] > 0
+
+
+def test_the_demo_sends_what_its_tracking_plan_describes() -> None:
+    """Every event the population sends is in the plan and valid, except the deliberate
+    mistakes (an app build that sends prices as text), which the plan catches."""
+    import jsonschema_rs
+    import yaml
+
+    from partitur.demo.workspace import plan_text
+
+    plan = yaml.safe_load(plan_text())
+    schemas = {e["name"]: jsonschema_rs.validator_for(e["properties"]) for e in plan["events"]}
+    traits = jsonschema_rs.validator_for(plan["identify"]["traits"])
+    population = Population(seed=3, size=60, run="p")
+    invalid: list[dict[str, Any]] = []
+    calls: set[str] = set()
+    for tick in range(60):
+        for item in population.tick(tick * 1_000_000, 30):
+            message = item.message
+            calls.add(message["type"])
+            if message["type"] == "track":
+                assert message["event"] in schemas, message["event"]
+                if not schemas[message["event"]].is_valid(message.get("properties", {})):
+                    invalid.append(message)
+            elif message["type"] == "identify":
+                assert traits.is_valid(message["traits"]), message["traits"]
+    assert calls == {"page", "screen", "track", "identify"}
+    assert invalid, "the simulation includes a few plan violations to look at"
+    for message in invalid:
+        assert message["event"] == "Product Viewed"
+        assert isinstance(message["properties"]["price"], str)
