@@ -1,26 +1,35 @@
 """The Segment Spec message, decoded by msgspec straight from the request body.
 
-One ``Message`` type serves every call (track, identify, page, screen, group, alias); per-type
-rules are checked by :func:`check_call`. Field names are the Spec's camelCase ones. Besides the
-Spec's own fields, the extras that the official client libraries send are known
-(analytics.js ``_metadata``, RudderStack's ``channel``/``rudderId``/``request_ip``), so real clients
-work while a typo such as ``userid`` is refused with a clear error.
+One ``Message`` type serves every call (track, identify, page, screen, group, alias); msgspec
+checks the types of all fields in C, and :func:`check_call` adds the per-call rules that a type
+system cannot say ("``userId`` or ``anonymousId``"). Field names are the Spec's camelCase ones.
+
+Besides the Spec's own fields, the extras that real client libraries send are known, so that they
+work while a typo such as ``userid`` is refused with a clear error:
+
+* analytics.js: ``writeKey`` and ``sentAt`` on every event, ``_metadata`` (bundled and unbundled
+  integrations, retry counts), ``projectId`` (older versions, a copy of the write key);
+* analytics-node: ``_metadata`` (``nodeVersion``, ``jsRuntime``);
+* analytics-go: a batch-level ``messageId`` and ``context``; analytics-java: ``sequence``;
+* RudderStack SDKs: ``channel``, ``originalTimestamp``, ``rudderId``, ``request_ip``,
+  ``action``, ``userProperties``, ``destinationProps``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
+CallType = Literal["track", "identify", "page", "screen", "group", "alias"]
 Id = str | int | float
 
 
 class Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True):
-    type: str | None = None
+    type: CallType | None = None
     message_id: Id | None = None
     user_id: Id | None = None
     anonymous_id: Id | None = None
@@ -40,15 +49,19 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown
     version: int | str | None = None
     channel: str | None = None
     write_key: str | None = None
+    project_id: str | None = None
     rudder_id: str | None = None
     request_ip: str | None = msgspec.field(default=None, name="request_ip")
+    action: str | None = None
+    user_properties: dict[str, Any] | None = None
+    destination_props: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = msgspec.field(default=None, name="_metadata")
     # Written by Partitur on the way in: source, flags, tracking-plan violations.
     partitur: dict[str, Any] | None = msgspec.field(default=None, name="_partitur")
 
 
 class LenientMessage(Message, forbid_unknown_fields=False):
-    """Same fields; unknown top-level keys are dropped (``unknown_fields = "ignore"``)."""
+    """Same fields; unknown top-level keys are let through (see ``decode.extra_fields``)."""
 
 
 class Batch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -57,11 +70,16 @@ class Batch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     integrations: dict[str, Any] | None = None
     sent_at: datetime | None = None
     write_key: str | None = None
+    message_id: Id | None = None
+    sequence: int | None = None
     metadata: dict[str, Any] | None = msgspec.field(default=None, name="_metadata")
 
 
 class LenientBatch(Batch, forbid_unknown_fields=False):
     batch: list[LenientMessage]  # type: ignore[assignment]
+
+
+MESSAGE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(Message))
 
 
 class SpecError(Exception):
@@ -74,10 +92,13 @@ class SpecError(Exception):
 
 
 def as_id(value: Id | None) -> str | None:
-    """Ids may arrive as numbers (many back ends send integer user ids); keep them as text."""
-    if value is None:
+    """Ids may arrive as numbers (many back ends send integer user ids); keep them as text.
+
+    An empty id is no id.
+    """
+    if value is None or value == "":
         return None
-    if isinstance(value, str):
+    if type(value) is str:
         return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -85,24 +106,27 @@ def as_id(value: Id | None) -> str | None:
 
 
 def check_call(msg: Message, call: str | None) -> None:
-    """Per-call rules of the Spec. ``call`` is the endpoint's type, or None for batch/import."""
+    """Per-call rules of the Spec. ``call`` is the endpoint's type, or None for batch/import.
+
+    Expects ids already passed through :func:`as_id`.
+    """
     if call is not None:
         if msg.type is not None and msg.type != call:
             raise SpecError("type", f"type '{msg.type}' sent to the /{call} endpoint")
-        msg.type = call
+        msg.type = call  # type: ignore[assignment]
     elif msg.type is None:
         raise SpecError("type", "missing 'type' (one of " + ", ".join(CALL_TYPES) + ")")
-    elif msg.type not in CALL_TYPES:
-        raise SpecError("type", f"unknown type '{msg.type}'")
     kind = msg.type
     if kind == "alias":
-        if as_id(msg.previous_id) in (None, ""):
+        if msg.previous_id is None:
             raise SpecError("previousId", "alias needs 'previousId'")
-        if as_id(msg.user_id) in (None, ""):
+        if msg.user_id is None:
             raise SpecError("userId", "alias needs 'userId'")
-    elif as_id(msg.user_id) in (None, "") and as_id(msg.anonymous_id) in (None, ""):
+        return
+    if msg.user_id is None and msg.anonymous_id is None:
         raise SpecError("userId", "either 'userId' or 'anonymousId' is required")
-    if kind == "track" and not msg.event:
-        raise SpecError("event", "track needs a non-empty 'event' name")
-    if kind == "group" and as_id(msg.group_id) in (None, ""):
+    if kind == "track":
+        if not msg.event:
+            raise SpecError("event", "track needs a non-empty 'event' name")
+    elif kind == "group" and msg.group_id is None:
         raise SpecError("groupId", "group needs 'groupId'")
