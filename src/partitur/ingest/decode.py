@@ -267,6 +267,7 @@ def to_rows(
     base_integrations = decoded.integrations
     extras = decoded.extras
     for index, msg in enumerate(decoded.messages):
+        as_sent = msgspec.structs.replace(msg)  # a shallow copy, to measure it if it seems big
         user_id = msg.user_id = as_id(msg.user_id)
         anonymous_id = msg.anonymous_id = as_id(msg.anonymous_id)
         msg.previous_id = as_id(msg.previous_id)
@@ -280,19 +281,18 @@ def to_rows(
         if decoded.has_nul:
             _check_nul(msg, index, call)
 
-        own = (msg.context, msg.integrations, msg.timestamp, msg.original_timestamp, msg.sent_at)
         msg.write_key = msg.project_id = None  # credentials never go into the log
         if base_context is not None:
             msg.context = _merge(base_context, msg.context)
         if base_integrations is not None:
             msg.integrations = _merge(base_integrations, msg.integrations)
 
-        original = own[3] or own[2]
-        sent = batch_sent or own[4]
+        original = as_sent.original_timestamp or as_sent.timestamp
+        sent = batch_sent or as_sent.sent_at
         if sent is not None and original is not None:
             ts = received_us - (to_us(sent) - to_us(original))
-        elif own[2] is not None:
-            ts = to_us(own[2])
+        elif as_sent.timestamp is not None:
+            ts = to_us(as_sent.timestamp)
         elif original is not None:
             ts = to_us(original)
         else:
@@ -310,7 +310,7 @@ def to_rows(
         extra = extras[index] if extras is not None else None
         body = _encode(msg, extra)
         if len(body) > max_bytes:
-            size = _client_size(msg, own, extra)
+            size = len(_encode(as_sent, extra))  # as the client sent it, not what we added
             if size > max_bytes:
                 raise PayloadTooLarge(
                     f"{'' if call else f'event {index}: '}event is {size} bytes; at most "
@@ -348,15 +348,6 @@ def _encode(msg: Message, extra: dict[str, msgspec.Raw] | None) -> bytes:
     if extra:
         body = body[:-1] + b"," + _ENCODER.encode(extra)[1:]
     return body
-
-
-def _client_size(msg: Message, own: tuple[Any, ...], extra: dict[str, msgspec.Raw] | None) -> int:
-    """The event's size as the client sent it (compact JSON), without what the server adds."""
-    sent = msgspec.structs.replace(
-        msg, context=own[0], integrations=own[1], timestamp=own[2], original_timestamp=own[3],
-        sent_at=own[4], received_at=None, partitur=None,
-    )
-    return len(_encode(sent, extra))
 
 
 def _check_nul(msg: Message, index: int, call: str | None) -> None:
