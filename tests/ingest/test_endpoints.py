@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import gzip
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from partitur.app import create_app
 from partitur.services import Services
 from tests.ingest.conftest import Stored, basic
 
@@ -235,3 +239,31 @@ def test_methods(client: TestClient, auth: dict[str, str]) -> None:
     assert client.get("/v1/track", headers=auth).status_code == 405
     assert client.put("/v1/batch", headers=auth, json={}).status_code == 405
     assert client.post("/v1/nope", headers=auth, json={}).status_code == 404
+
+
+def test_a_body_that_never_arrives_is_not_waited_for(services: Services, write_key: str) -> None:
+    """The client promises 100 bytes, sends 9 and goes quiet: a 400 once the timeout passes."""
+    services.limits = dataclasses.replace(services.limits, body_timeout=0.2)
+    app = create_app(services=services, start_workers=False)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/track", "raw_path": b"/v1/track", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-length", b"100"),
+                    (b"authorization", basic(write_key)["Authorization"].encode())],
+    }
+    sent: list[dict[str, Any]] = []
+    parts = [{"type": "http.request", "body": b'{"userId"', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop()
+        await asyncio.sleep(3600)
+        raise AssertionError("not reached")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=10))
+    assert sent[0]["status"] == 400
+    assert b"did not arrive" in sent[1]["body"]

@@ -55,6 +55,7 @@ class Limits:
     max_future_us: int = 86_400 * 1_000_000
     lenient: bool = False  # keep unknown top-level keys instead of refusing them
     partitions: int = 256
+    body_timeout: float = 60.0  # seconds to receive a request body
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:

@@ -15,6 +15,7 @@ committed. The order of the checks is fixed, so that a client learns the most us
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -57,8 +58,9 @@ def basic_key(request: Request) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed, never more than ``limit`` bytes either way."""
+async def read_body(request: Request, limit: int, timeout: float = 60.0) -> bytes:
+    """The request body, decompressed, never more than ``limit`` bytes either way, and in at
+    most ``timeout`` seconds (a client that promises more than it sends is not waited for)."""
     length = request.headers.get("content-length")
     if length is not None and length.strip().isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -68,13 +70,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+                chunks.append(chunk)
     except ClientDisconnect:
         raise InvalidInput("the client hung up before sending the whole body") from None
+    except TimeoutError:
+        raise InvalidInput(f"the body did not arrive within {timeout:g} s") from None
     body = b"".join(chunks)
     if encoding in ("gzip", "x-gzip"):
         body = gunzip(body, limit)
@@ -111,7 +116,8 @@ def make_handler(call: str | None) -> Any:
         received_us = services.clock.now_us()
         header_key = basic_key(request)
         source = None if header_key is None else _resolve(services, header_key)
-        body = await read_body(request, services.limits.max_request_bytes)
+        limits = services.limits
+        body = await read_body(request, limits.max_request_bytes, limits.body_timeout)
         decoded, source = _decode_as(services, body, call, source)
         if header_key is not None and decoded.write_key not in (None, header_key):
             raise Unauthorized("the Authorization header and the body's writeKey differ")
