@@ -264,6 +264,7 @@ def to_rows(
     max_bytes = limits.max_event_bytes
     partitions = limits.partitions
     batch_sent = decoded.sent_at
+    batch_sent_us = None if batch_sent is None else to_us(batch_sent)
     base_context = decoded.context
     base_integrations = decoded.integrations
     extras = decoded.extras
@@ -271,8 +272,10 @@ def to_rows(
         as_sent = msgspec.structs.replace(msg)  # a shallow copy, to measure it if it seems big
         user_id = msg.user_id = as_id(msg.user_id)
         anonymous_id = msg.anonymous_id = as_id(msg.anonymous_id)
-        msg.previous_id = as_id(msg.previous_id)
-        msg.group_id = as_id(msg.group_id)
+        if msg.previous_id is not None:
+            msg.previous_id = as_id(msg.previous_id)
+        if msg.group_id is not None:
+            msg.group_id = as_id(msg.group_id)
         try:
             check_call(msg, call)
         except SpecError as exc:
@@ -289,21 +292,20 @@ def to_rows(
             msg.integrations = _merge(base_integrations, msg.integrations)
 
         original = as_sent.original_timestamp or as_sent.timestamp
-        sent = batch_sent or as_sent.sent_at
-        if sent is not None and original is not None:
-            ts = received_us - (to_us(sent) - to_us(original))
-        elif as_sent.timestamp is not None:
-            ts = to_us(as_sent.timestamp)
-        elif original is not None:
-            ts = to_us(original)
-        else:
+        if original is None:
             ts = received_us
+        elif batch_sent_us is not None:
+            ts = received_us - (batch_sent_us - to_us(original))
+        elif as_sent.sent_at is not None:
+            ts = received_us - (to_us(as_sent.sent_at) - to_us(original))
+        else:  # no sentAt: the client's time as sent (historical imports)
+            ts = to_us(as_sent.timestamp or original)
         meta: dict[str, Any] = {"source": source_id}
         if ts > latest_us:
             ts = received_us
             meta["flags"] = ["timestamp_clamped"]
         msg.original_timestamp = original
-        msg.sent_at = sent
+        msg.sent_at = batch_sent or as_sent.sent_at
         msg.received_at = received_dt
         msg.timestamp = received_dt if ts == received_us else from_us(ts)
         msg.partitur = meta

@@ -102,7 +102,7 @@ def _decode_as(services: Any, body: bytes, call: str | None, source: Any) -> tup
 
 
 def _resolve(services: Any, key: str | None) -> Any:
-    if key is None:
+    if not key:
         raise Unauthorized(_MISSING_KEY)
     source = services.keys.resolve_write_key(key)
     if source is None:
@@ -119,7 +119,7 @@ def make_handler(call: str | None) -> Any:
         limits = services.limits
         body = await read_body(request, limits.max_request_bytes, limits.body_timeout)
         decoded, source = _decode_as(services, body, call, source)
-        if header_key is not None and decoded.write_key not in (None, header_key):
+        if header_key is not None and decoded.write_key and decoded.write_key != header_key:
             raise Unauthorized("the Authorization header and the body's writeKey differ")
         try:
             services.rate_limiter.take(
