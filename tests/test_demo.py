@@ -169,11 +169,13 @@ def http(
 
 
 class DemoServer:
-    def __init__(self, data: Path, log: Path) -> None:
+    def __init__(self, data: Path, log: Path, database_url: str | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARTITUR_")}
+        if database_url:
+            env["PARTITUR_DATABASE_URL"] = database_url
         with log.open("w") as out:
             self.proc = subprocess.Popen(
                 [
@@ -222,13 +224,15 @@ def profiles(server: DemoServer, token: str) -> list[Any]:
 
 
 @pytest.mark.serial
-def test_serve_demo_twice_on_the_same_data(tmp_path: Path) -> None:
+def test_serve_demo_twice_on_the_same_data(tmp_path: Path, database_url: str | None) -> None:
     data = tmp_path / "demo"
     seen: list[int] = []
     for run in range(2):
-        server = DemoServer(data, tmp_path / f"run{run}.log")
+        server = DemoServer(data, tmp_path / f"run{run}.log", database_url)
         try:
             printed = server.wait_ready()
+            store = http(f"{server.base}/health")[1]["store"]
+            assert store == ("postgres" if database_url else "sqlite")
             token = re.search(r"admin token\s+(\S+)", printed)
             keys = dict(re.findall(r"^ {2}(?:write key)? +(\w+) +(\S+)$", printed, re.M))
             assert token and keys.keys() == WRITE_KEYS.keys(), printed
