@@ -32,6 +32,9 @@ def test_broken_json(
         assert r.status_code == 400, body
         assert error(r)["code"] == "invalid_input"
         assert "Traceback" not in r.text
+    deep = b'{"userId": "u", "event": "E", "properties": {"x": ' + b"[" * 5000 + b"]" * 5000
+    r = client.post("/v1/track", content=deep + b"}}", headers=auth)
+    assert r.status_code == 400 and "deeply" in error(r)["message"]
     for body in (b"[]", b"null", b'"track"', b"42"):  # JSON, but not an object
         r = client.post("/v1/track", content=body, headers=auth)
         assert r.status_code == 400, body
@@ -71,6 +74,19 @@ def test_wrong_types_name_the_event_and_the_field(
         assert r.status_code == 400, (change, r.text)
         assert error(r)["details"] == [{"index": 0, "field": field}]
     assert stored() == []  # a request is all or nothing
+
+
+def test_times_that_cannot_be_placed(client: TestClient, auth: dict[str, str]) -> None:
+    body = {"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z",
+            "sentAt": "9999-12-31T23:59:59Z"}
+    r = client.post("/v1/track", json=body, headers=auth)
+    assert r.status_code == 400
+    assert error(r)["details"] == [{"index": 0, "field": "sentAt"}]
+    # The other way round the result is far in the future: clamped, not refused.
+    body = {**body, "timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"}
+    assert client.post("/v1/track", json=body, headers=auth).status_code == 200
+    old = {"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z"}
+    assert client.post("/v1/track", json=old, headers=auth).status_code == 200
 
 
 def test_batch_level_errors(client: TestClient, auth: dict[str, str]) -> None:
@@ -339,3 +355,39 @@ def test_no_stack_traces_in_error_bodies(client: TestClient, auth: dict[str, str
         r = client.post(path, content=body, headers=auth)
         assert 400 <= r.status_code < 500
         assert "Traceback" not in r.text and "File \"" not in r.text
+
+
+def test_mangled_bodies_never_cause_a_server_error(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """Seeded random damage to a valid batch: flipped bytes, cuts, splices. Each answer is a
+    deliberate one (accepted or a 4xx), never a 500."""
+    import random
+
+    rng = random.Random(20260101)
+    valid = json.dumps({"sentAt": "2026-01-01T00:00:00Z", "context": {"ip": "1.2.3.4"}, "batch": [
+        {"type": "track", "userId": 7, "event": "Ünïcödé 🎉", "messageId": "fz-1",
+         "properties": {"a": [1, 2.5, None, True], "b": {"c": "d"}},
+         "timestamp": "2025-12-31T23:59:00Z"},
+        {"type": "identify", "anonymousId": "a", "traits": {"email": "x@example.com"}},
+        {"type": "alias", "previousId": "a", "userId": "u"},
+    ]}, ensure_ascii=False).encode()
+    seen: set[int] = set()
+    for _ in range(400):
+        body = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(max(1, len(body)))
+            action = rng.random()
+            if action < 0.4 and body:
+                body[pos] = rng.randrange(256)
+            elif action < 0.6:
+                del body[pos : pos + rng.randint(1, 20)]
+            elif action < 0.8:
+                body[pos:pos] = rng.choice([b"{", b"}", b"[", b'"', b",", b"null", b"\\u0000",
+                                            b"1e999", b"-0", b"\\ud800", b"\xc3"])
+            else:
+                body = body[:pos]
+        r = client.post("/v1/batch", content=bytes(body), headers=auth)
+        assert r.status_code in (200, 400, 413), (r.status_code, bytes(body), r.text)
+        seen.add(r.status_code)
+    assert 400 in seen and 200 in seen

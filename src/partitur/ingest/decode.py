@@ -118,6 +118,8 @@ def decode(body: bytes, call: str | None, limits: Limits) -> Decoded:
         raise InvalidInput(f"invalid JSON: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidInput("invalid JSON: the body is not valid UTF-8") from None
+    except RecursionError:
+        raise InvalidInput("invalid JSON: nested too deeply") from None
     decoded.has_nul = b"\\u0000" in body
     return decoded
 
@@ -177,7 +179,7 @@ def peek_write_key(body: bytes) -> tuple[bool, str | None]:
     """For a body that failed validation: (is it a JSON object?, the write key it names)."""
     try:
         peek = msgspec.json.decode(body.removeprefix(_BOM), type=_KeyPeek)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return False, None
     key = peek.write_key
     if key is None and isinstance(peek.batch, list) and peek.batch:
@@ -307,11 +309,18 @@ def to_rows(
         msg.original_timestamp = original
         msg.sent_at = batch_sent or as_sent.sent_at
         msg.received_at = received_dt
-        msg.timestamp = received_dt if ts == received_us else from_us(ts)
+        try:
+            msg.timestamp = received_dt if ts == received_us else from_us(ts)
+        except OverflowError:  # e.g. sentAt in year 9999 for an event in year 1
+            raise _refuse(index, call, "sentAt", "'sentAt' and the event's time are too far "
+                          "apart to place the event in time") from None
         msg.partitur = meta
 
         extra = extras[index] if extras is not None else None
-        body = _encode(msg, extra)
+        try:
+            body = _encode(msg, extra)
+        except RecursionError:  # decoded a little less deep in the stack than this
+            raise _refuse(index, call, "$", "the event is nested too deeply") from None
         if len(body) > max_bytes:
             size = len(_encode(as_sent, extra))  # as the client sent it, not what we added
             if size > max_bytes:
