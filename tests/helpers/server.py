@@ -101,6 +101,7 @@ class PartiturServer:
     database_url: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     worker: bool = True
+    args: list[str] = field(default_factory=list)  # more `partitur serve` options, e.g. --demo
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
@@ -205,6 +206,7 @@ class PartiturServer:
         ]
         if not self.worker:
             command.append("--no-worker")
+        command += self.args
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(

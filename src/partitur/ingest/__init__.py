@@ -1,0 +1,13 @@
+"""Collection: the Segment-compatible tracking API, from request bytes to the event log.
+
+- :mod:`~partitur.ingest.routes`: the HTTP endpoints (``/v1/track`` ... ``/v1/batch``).
+- :mod:`~partitur.ingest.decode`: bytes to validated, normalised rows (limits, clock skew).
+- :mod:`~partitur.ingest.message`: the Segment Spec message, as msgspec types.
+- :mod:`~partitur.ingest.ratelimit`: per-source token buckets.
+- :mod:`~partitur.ingest.commit`: many requests' rows in one transaction (group commit).
+"""
+
+from partitur.ingest.decode import Decoded, Limits, decode, to_rows
+from partitur.ingest.message import Message
+
+__all__ = ["Decoded", "Limits", "Message", "decode", "to_rows"]
