@@ -17,6 +17,7 @@ work while a typo such as ``userid`` is refused with a clear error:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -77,6 +78,19 @@ class Batch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 class LenientBatch(Batch, forbid_unknown_fields=False):
     batch: list[LenientMessage]  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class Decoded:
+    """One request's messages with the batch-level fields that apply to all of them."""
+
+    messages: list[Message]
+    write_key: str | None
+    sent_at: datetime | None
+    context: dict[str, Any] | None
+    integrations: dict[str, Any] | None
+    extras: list[dict[str, msgspec.Raw]] | None = None  # unknown keys per message, when kept
+    has_nul: bool = False  # the body escapes a NUL character somewhere
 
 
 MESSAGE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(Message))
