@@ -12,7 +12,11 @@ ACTIONS = {
     "unplanned_properties": ("allow", "flag", "omit", "block"),
     "violations": ("allow", "flag", "block"),
 }
-DEFAULT_POLICY = {"unplanned_events": "allow", "unplanned_properties": "allow", "violations": "flag"}
+DEFAULT_POLICY = {
+    "unplanned_events": "allow",
+    "unplanned_properties": "allow",
+    "violations": "flag",
+}
 
 
 def check_policy(policy: Any) -> dict[str, str]:

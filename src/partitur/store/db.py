@@ -12,7 +12,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -74,7 +74,9 @@ class SqliteDatabase:
         self.path = str(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise StorageError(f"sqlite_synchronous must be OFF/NORMAL/FULL/EXTRA, not {synchronous}")
+            raise StorageError(
+                f"sqlite_synchronous must be OFF/NORMAL/FULL/EXTRA, not {synchronous}"
+            )
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -126,10 +128,8 @@ class SqliteDatabase:
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._all.clear()
         self._local = threading.local()
 
@@ -142,7 +142,7 @@ def _to_pyformat(sql: str) -> str:
 
 
 class _PgTx:
-    __slots__ = ("_conn", "_cache")
+    __slots__ = ("_cache", "_conn")
 
     def __init__(self, conn: Any, cache: dict[str, str]) -> None:
         self._conn = conn
