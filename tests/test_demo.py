@@ -3,16 +3,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +26,7 @@ from partitur.demo.sender import loopback_url
 from partitur.errors import InvalidInput
 from partitur.services import Services
 from tests.conftest import wait_processed
+from tests.helpers import PartiturServer, free_port, http
 
 
 def test_population_is_deterministic_from_its_seed() -> None:
@@ -130,13 +123,9 @@ def test_simulated_people_become_profiles(
             assert ("phone", person.phone.replace(" ", "")) in ids
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_simulator_runs_only_while_the_app_runs(services: Services) -> None:
+def test_simulator_runs_only_while_the_app_runs(make_services: Any) -> None:
+    # A port nobody listens on: the simulator must not reach any other server meanwhile.
+    services = make_services(port=free_port())
     app = create_app(services=services)
     lines: list[str] = []
     simulator = setup_demo(app, services, echo=lines.append)
@@ -150,113 +139,57 @@ def test_simulator_runs_only_while_the_app_runs(services: Services) -> None:
 # -- the real server ---------------------------------------------------------------------------
 
 
-def http(
-    url: str, *, token: str | None = None, key: str | None = None, body: Any = None
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers)
-    if key:
-        basic = base64.b64encode(f"{key}:".encode()).decode()
-        request.add_header("Authorization", f"Basic {basic}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def demo_server(data: Path, database_url: str | None = None) -> PartiturServer:
+    """``partitur serve --demo`` in a subprocess (not yet started)."""
+    return PartiturServer(data, database_url=database_url, args=["--demo"])
 
 
-class DemoServer:
-    def __init__(self, data: Path, log: Path, database_url: str | None = None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARTITUR_")}
-        if database_url:
-            env["PARTITUR_DATABASE_URL"] = database_url
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "partitur",
-                    "serve",
-                    "--demo",
-                    "--data",
-                    str(data),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if http(f"{self.base}/health")[0] == 200:
-                    return self.log.read_text()
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready in {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+def printed_keys(log: str) -> tuple[dict[str, str], str]:
+    """The write keys by source and the admin token, as the banner shows them."""
+    token = re.search(r"^  admin token +(\S+)$", log, re.M)
+    keys = dict(re.findall(r"^ {2}(?:write key)? +(\w+) +(\S+)$", log, re.M))
+    assert token, log
+    return keys, token.group(1)
 
 
-def profiles(server: DemoServer, token: str) -> list[Any]:
-    status, body = http(
-        f"{server.base}/api/v1/profiles?trait=plan&value=free&limit=500", token=token
+def profile_count(server: PartiturServer, token: str) -> int:
+    reply = http(
+        "GET",
+        f"{server.url}/api/v1/profiles?trait=plan&value=free&limit=500",
+        headers={"Authorization": f"Bearer {token}"},
     )
-    assert status == 200, body
-    return list(body["profiles"])
+    assert reply.status == 200, reply.body
+    return len(reply.json()["profiles"])
 
 
 @pytest.mark.serial
 def test_serve_demo_twice_on_the_same_data(tmp_path: Path, database_url: str | None) -> None:
-    data = tmp_path / "demo"
+    server = demo_server(tmp_path / "demo", database_url)
     seen: list[int] = []
-    for run in range(2):
-        server = DemoServer(data, tmp_path / f"run{run}.log", database_url)
-        try:
-            printed = server.wait_ready()
-            store = http(f"{server.base}/health")[1]["store"]
+    try:
+        for _ in range(2):
+            server.start()
+            store = http("GET", f"{server.url}/health").json()["store"]
             assert store == ("postgres" if database_url else "sqlite")
-            token = re.search(r"admin token\s+(\S+)", printed)
-            keys = dict(re.findall(r"^ {2}(?:write key)? +(\w+) +(\S+)$", printed, re.M))
-            assert token and keys.keys() == WRITE_KEYS.keys(), printed
-            assert f"curl -u {keys['web']}: {server.base}/v1/identify" in printed
+            keys, token = printed_keys(server.log())
+            assert keys == WRITE_KEYS and token == ADMIN_TOKEN, server.log()
+            assert f"curl -u {keys['web']}: {server.url}/v1/identify" in server.log()
             # The printed keys work...
             for source, key in keys.items():
-                status, body = http(
-                    f"{server.base}/v1/track",
-                    key=key,
-                    body={"userId": f"tester-{source}", "event": "Pinged"},
-                )
-                assert status == 200, body
-            # ...and the simulated people arrive (at about 4 events/s; sign-ups within seconds).
+                event = {"userId": f"tester-{source}", "event": "Pinged"}
+                reply = http("POST", f"{server.url}/v1/track", event, key=key)
+                assert reply.status == 200, reply.body
+            # ...and the simulated people arrive (about 4 events/s; sign-ups within seconds).
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                count = len(profiles(server, token.group(1)))
-                if count > (seen[-1] if seen else 0):
-                    break
+            count = profile_count(server, token)
+            while count <= (seen[-1] if seen else 0) and time.monotonic() < deadline:
                 time.sleep(0.5)
+                count = profile_count(server, token)
             seen.append(count)
-        finally:
-            code = server.stop()
-        assert code == 0, server.log.read_text()
-        assert "Traceback" not in server.log.read_text()
+            assert server.stop() == 0, server.log()
+            server.assert_clean_log()
+    finally:
+        server.close()
     assert seen[1] > seen[0] > 0
 
 

@@ -144,16 +144,18 @@ def run_block(lang: str, body: str, base: str, timeout: float = 20.0) -> str:
 def test_quick_start_examples_run(doc: str, tmp_path: Path) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    from tests.test_demo import DemoServer
+    from tests.test_demo import demo_server
 
     blocks = runnable_blocks(ROOT / doc)
     assert any(lang == "python" for lang, _ in blocks) and len(blocks) >= 3
-    server = DemoServer(tmp_path / "demo", tmp_path / "server.log")
+    server = demo_server(tmp_path / "demo")
     try:
-        server.wait_ready()
-        outputs = [run_block(lang, body, server.base) for lang, body in blocks]
+        server.start()
+        outputs = [run_block(lang, body, server.url) for lang, body in blocks]
+        assert server.stop() == 0, server.log()
+        server.assert_clean_log()
     finally:
-        assert server.stop() == 0, server.log.read_text()
+        server.close()
     looked_up = set(re.findall(r"lookup\?type=email&value=([^'\"\s]+)", (ROOT / doc).read_text()))
     assert looked_up, "the examples should show a profile found by its email"
     for email in looked_up:
