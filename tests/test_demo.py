@@ -16,6 +16,7 @@ from partitur.app import create_app
 from partitur.clock import ManualClock
 from partitur.demo import (
     ADMIN_TOKEN,
+    PLAN_POLICY,
     WRITE_KEYS,
     Population,
     Simulator,
@@ -57,16 +58,27 @@ def test_workspace_is_idempotent_and_its_keys_work(
     make_services: Any, client: TestClient, services: Services
 ) -> None:
     first = ensure_workspace(services)
+    services.keys.update_source("crm", plan_policy={"unplanned_events": "block"})
     again = ensure_workspace(make_services())
     assert first.write_keys == again.write_keys == WRITE_KEYS
     assert first.admin_token == again.admin_token == ADMIN_TOKEN
-    assert {s.name for s in services.keys.list_sources()} == set(WRITE_KEYS)
+    assert (first.plan, again.plan) == ("version 1 (applied)", "version 1 (unchanged)")
     assert len(services.keys.list_keys()) == len(WRITE_KEYS) + 1
+    policies = {s.name: s.plan_policy for s in services.keys.list_sources()}
+    assert policies.keys() == WRITE_KEYS.keys()
+    assert policies.pop("crm") == {"unplanned_events": "block"}, "an operator's choice stays"
+    assert all(p == PLAN_POLICY for p in policies.values())
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for source, key in WRITE_KEYS.items():
         r = client.post("/v1/track", json={"writeKey": key, "userId": "u", "event": "Pinged"})
         assert r.status_code == 200, (source, r.text)
-    r = client.get("/api/v1/sources", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    r = client.get("/api/v1/tracking-plan", headers=admin)
     assert r.status_code == 200, r.text
+    assert r.json()["version"] == 1
+    # An event outside the plan is flagged and kept by three sources, blocked by the CRM.
+    r = client.get("/api/v1/tracking-plan/rejected", params={"event": "Pinged"}, headers=admin)
+    actions = sorted(item["action"] for item in r.json()["rejected"])
+    assert actions == ["blocked", "flagged", "flagged", "flagged"]
 
 
 def test_demo_refuses_to_listen_beyond_loopback(make_services: Any) -> None:
@@ -86,11 +98,13 @@ def test_simulated_people_become_profiles(
     """Every event the population sends is accepted, and the profiles tell its story."""
     ensure_workspace(services)
     population = Population(seed=5, size=40)
+    sent: list[dict[str, Any]] = []
     for _ in range(40):
         clock.advance(timedelta(seconds=30))
         by_source: dict[str, list[dict[str, Any]]] = {}
         for item in population.tick(clock.now_us(), 40):
             by_source.setdefault(item.source, []).append(item.message)
+            sent.append(item.message)
         for source, batch in by_source.items():
             r = client.post("/v1/batch", json={"writeKey": WRITE_KEYS[source], "batch": batch})
             assert r.status_code == 200, r.text
@@ -121,6 +135,16 @@ def test_simulated_people_become_profiles(
         if person.orders:
             assert profile["traits"]["lifecycle_stage"] == "customer"
             assert ("phone", person.phone.replace(" ", "")) in ids
+
+    # Everything the population sends is in the plan and valid, except the deliberate mistakes
+    # (an app build that sends prices as text), which the plan flags.
+    mistakes = sum(isinstance(m.get("properties", {}).get("price"), str) for m in sent)
+    assert mistakes, "the simulation includes a few plan violations to look at"
+    r = client.get("/api/v1/tracking-plan/violations", headers=admin)
+    assert r.status_code == 200, r.text
+    assert [(v["event"], v["rule"], v["count"]) for v in r.json()["violations"]] == [
+        ("Product Viewed", "schema", mistakes)
+    ]
 
 
 def test_simulator_runs_only_while_the_app_runs(make_services: Any) -> None:
@@ -191,34 +215,3 @@ def test_serve_demo_twice_on_the_same_data(tmp_path: Path, database_url: str | N
     finally:
         server.close()
     assert seen[1] > seen[0] > 0
-
-
-def test_the_demo_sends_what_its_tracking_plan_describes() -> None:
-    """Every event the population sends is in the plan and valid, except the deliberate
-    mistakes (an app build that sends prices as text), which the plan catches."""
-    import jsonschema_rs
-    import yaml
-
-    from partitur.demo.workspace import plan_text
-
-    plan = yaml.safe_load(plan_text())
-    schemas = {e["name"]: jsonschema_rs.validator_for(e["properties"]) for e in plan["events"]}
-    traits = jsonschema_rs.validator_for(plan["identify"]["traits"])
-    population = Population(seed=3, size=60, run="p")
-    invalid: list[dict[str, Any]] = []
-    calls: set[str] = set()
-    for tick in range(60):
-        for item in population.tick(tick * 1_000_000, 30):
-            message = item.message
-            calls.add(message["type"])
-            if message["type"] == "track":
-                assert message["event"] in schemas, message["event"]
-                if not schemas[message["event"]].is_valid(message.get("properties", {})):
-                    invalid.append(message)
-            elif message["type"] == "identify":
-                assert traits.is_valid(message["traits"]), message["traits"]
-    assert calls == {"page", "screen", "track", "identify"}
-    assert invalid, "the simulation includes a few plan violations to look at"
-    for message in invalid:
-        assert message["event"] == "Product Viewed"
-        assert isinstance(message["properties"]["price"], str)

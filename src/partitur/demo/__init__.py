@@ -13,10 +13,17 @@ from starlette.applications import Starlette
 
 from partitur.demo.population import Outgoing, Population
 from partitur.demo.sender import Simulator, loopback_url
-from partitur.demo.workspace import ADMIN_TOKEN, WRITE_KEYS, Workspace, ensure_workspace
+from partitur.demo.workspace import (
+    ADMIN_TOKEN,
+    PLAN_POLICY,
+    WRITE_KEYS,
+    Workspace,
+    ensure_workspace,
+)
 
 __all__ = [
     "ADMIN_TOKEN",
+    "PLAN_POLICY",
     "WRITE_KEYS",
     "Outgoing",
     "Population",
@@ -86,5 +93,6 @@ Try it:
   curl -H 'Authorization: Bearer {admin}' \\
     '{base_url}/api/v1/profiles/lookup?type=email&value=me@example.com'
   curl -H 'Authorization: Bearer {admin}' '{base_url}/api/v1/profiles?trait=plan&value=free'
-Health: {base_url}/health    Stop: Ctrl+C
+  curl -H 'Authorization: Bearer {admin}' {base_url}/api/v1/tracking-plan/violations
+Health: {base_url}/health    Guide: docs/quickstart.md    Stop: Ctrl+C
 """

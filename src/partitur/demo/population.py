@@ -246,7 +246,7 @@ class Population:
                 out.append(self._message(person, device, "page", name=name, properties=page))
         sku, name, price = self.rng.choice(_PRODUCTS)
         props: dict[str, Any] = {"product_id": sku, "name": name, "price": price}
-        if self.mistakes and device.source == "ios" and self.rng.random() < 0.05:
+        if self.mistakes and device.source == "ios" and self.rng.random() < 0.15:
             props["price"] = f"{price:.2f}"  # an app build that sends prices as text
         out.append(self._message(person, device, "track", event="Product Viewed", properties=props))
         return out

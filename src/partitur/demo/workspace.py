@@ -3,7 +3,8 @@
 The keys are fixed and published (they are in the README), so that what ``make demo`` prints is
 valid on every start: only hashes of keys are stored, and a key made at random on the first
 start could not be shown again on the second. For the same reason the demo refuses to listen
-on anything but a loopback address.
+on anything but a loopback address. Each demo source flags (but keeps) events that the plan
+does not describe or that break it, unless an operator has set the source's policy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from partitur.errors import InvalidInput
+from partitur.plan.policy import check_policy
 
 WRITE_KEYS = {
     "web": "demo-web-write-key",
@@ -21,6 +23,8 @@ WRITE_KEYS = {
     "crm": "demo-crm-write-key",
 }
 ADMIN_TOKEN = "demo-admin-token"
+# Flag (never block) whatever the plan does not expect, so there is something to look at.
+PLAN_POLICY = {"unplanned_events": "flag", "unplanned_properties": "flag", "violations": "flag"}
 PLAN_FILE = "tracking-plan.yaml"
 
 
@@ -53,18 +57,13 @@ def ensure_workspace(services: Any) -> Workspace:
     check_loopback(services.settings.host)
     for source, key in WRITE_KEYS.items():
         services.keys.store_known_key(key, "write", source)
+        if not services.keys.get_source(source).plan_policy:  # keep what an operator chose
+            services.keys.update_source(source, plan_policy=check_policy(PLAN_POLICY))
     services.keys.store_known_key(ADMIN_TOKEN, "admin")
     return Workspace(dict(WRITE_KEYS), ADMIN_TOKEN, apply_plan(services))
 
 
 def apply_plan(services: Any) -> str:
-    """Apply the demo tracking plan through the plan service, if this build has one."""
-    apply = getattr(services.plan, "apply_yaml", None)
-    if apply is None:
-        return "not applied (this build has no tracking-plan service)"
-    result = apply(plan_text())
-    version = getattr(result, "version", None)
-    changed = getattr(result, "changed", True)
-    if version is None:
-        return "applied"
-    return f"version {version}" + ("" if changed else " (unchanged)")
+    """Apply the demo tracking plan; a new version only when the shipped plan changed."""
+    applied = services.plan.apply_yaml(plan_text())
+    return f"version {applied.version}" + (" (applied)" if applied.changed else " (unchanged)")
