@@ -70,14 +70,7 @@ def build_services(
         max_events=settings.commit_max_events,
         on_commit=wake.set,
     )
-    limits = Limits(
-        max_event_bytes=settings.max_event_bytes,
-        max_request_bytes=settings.max_request_bytes,
-        max_batch_events=settings.max_batch_events,
-        max_future_us=settings.max_future_seconds * 1_000_000,
-        lenient=settings.unknown_fields == "ignore",
-        partitions=settings.partitions,
-    )
+    limits = Limits.from_settings(settings)
     return Services(
         settings=settings,
         clock=clock,

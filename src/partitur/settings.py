@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,10 +45,10 @@ class Settings(BaseModel):
         description="An event timestamp further than this in the future is clamped to "
         "`receivedAt` and flagged `timestamp_clamped`.",
     )
-    unknown_fields: str = Field(
+    unknown_fields: Literal["reject", "ignore"] = Field(
         "reject",
-        description="What to do with top-level event keys outside the Segment Spec: `reject` "
-        "(400 naming the key) or `keep`.",
+        description="Top-level event keys outside the Segment Spec (and the extras official "
+        "clients send): `reject` (400 naming the key) or `ignore` (dropped, not stored).",
     )
     rate_limit: float = Field(
         0,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from partitur.errors import StorageError
 from partitur.store.db import Database, Tx
 from partitur.store.events import EventLog
 
@@ -123,8 +124,11 @@ class GroupCommitter:
                         self.write_rejected(tx, item.rejected)
         except BaseException as exc:  # every waiting request learns of the failure
             log.exception("group commit of %d requests failed", len(items))
+            error: BaseException = exc
+            if isinstance(exc, Exception) and not isinstance(exc, StorageError):
+                error = StorageError(f"the event log could not be written: {exc}")
             for item in items:
-                item.error = exc
+                item.error = error
         else:
             self.commits += 1
             self.events += sum(i.result for i in items)
