@@ -231,3 +231,14 @@ def test_profile_api_needs_admin_and_clear_errors(client: TestClient, write_key:
                    headers={"Authorization": f"Bearer {write_key}"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
+
+
+def test_nul_characters_in_traits_do_not_stall_the_worker(
+    client: TestClient, write_key: str, admin: dict[str, str], settle: Any
+) -> None:
+    send(client, write_key, {"type": "identify", "userId": "nul-user",
+                             "traits": {"name": "a\u0000b", "email": "x\u0000@example.com"}})
+    settle()
+    profile = lookup(client, admin, "user_id", "nul-user")
+    assert profile["traits"]["name"] == "a\u0000b"
+    assert idents(profile) == {("user_id", "nul-user")}

@@ -81,7 +81,7 @@ class IdentityRules:
             return None
         else:
             value = str(raw).strip()
-        if value.lower() in self.blocked or len(value) > 512:
+        if value.lower() in self.blocked or len(value) > 512 or "\x00" in value:
             return None
         if type_ == "email":
             return normalise_email(value)

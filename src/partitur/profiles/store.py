@@ -109,7 +109,7 @@ def index_value(value: Any) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, str):
-        return value[:512]
+        return value[:512].replace("\x00", "")  # PostgreSQL text cannot hold NUL
     return json.dumps(value)
 
 
