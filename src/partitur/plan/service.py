@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema_rs
 
 from partitur.auth.keys import Source
-from partitur.clock import Clock
+from partitur.clock import Clock, iso
 from partitur.plan.model import TrackingPlan, load_yaml, parse_plan
 from partitur.plan.policy import DEFAULT_POLICY
 from partitur.store.db import Database, Tx
@@ -148,6 +148,8 @@ class PlanService:
                 entry["count"] += 1
                 entry["blocked"] += action == "blocked"
                 entry["last_seen"] = max(entry["last_seen"], received)
+        for entry in summary.values():
+            entry["last_seen"] = iso(entry["last_seen"])
         return sorted(summary.values(), key=lambda e: (-e["count"], e["event"] or "", e["rule"]))
 
 
