@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 docs: $(STAMP)
-	$(BIN)/partitur settings --markdown > docs/settings-table.md
+	$(BIN)/python tests/test_docs.py --update
 
 clean:
 	rm -rf $(VENV) partitur-data partitur-demo .pytest_cache .mypy_cache .ruff_cache

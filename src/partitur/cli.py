@@ -201,6 +201,7 @@ def sources() -> None:
 @sources.command("list")
 @store_options
 def sources_list(data_dir: Path | None, database_url: str | None) -> None:
+    """Sources with their rate limit and tracking-plan policy."""
     services = open_services(data_dir, database_url)
     for s in services.keys.list_sources():
         limit = f"{s.rate_limit:g}/s" if s.rate_limit else "unlimited"
