@@ -2,51 +2,129 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from partitur.errors import InvalidInput
 
-def _read(path: Path) -> str:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _store_options(fn: F) -> F:
+    """The same two options as ``partitur.cli.store_options`` (which imports this module)."""
+    fn = click.option(
+        "--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
+        help="PostgreSQL URL; unset means embedded SQLite in the data directory.",
+    )(fn)
+    fn = click.option(
+        "--data", "data_dir", type=click.Path(path_type=Path), default=None,
+        envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).",
+    )(fn)
+    return fn
+
+
+def _services(data_dir: Path | None, database_url: str | None) -> Any:
+    from partitur.services import build_services
+    from partitur.settings import load_settings
+
+    return build_services(load_settings(data_dir, database_url=database_url))
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
     try:
-        return path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        from partitur.errors import InvalidInput
-
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"cannot read {path}: it is not UTF-8 text") from None
+
+
+def _fail(file: str, exc: InvalidInput) -> None:
+    """Every problem on its own line, then exit 2."""
+    click.echo(f"{file}: invalid", err=True)
+    problems = [d for d in exc.details if "message" in d]
+    if not problems:
+        click.echo(f"  {exc.message}", err=True)
+    for p in problems:
+        path = f"{p['path']}: " if p.get("path") else ""
+        click.echo(f"  {p['where']}: {path}{p['message']}", err=True)
+    click.get_current_context().exit(2)
 
 
 @click.group()
 def plan() -> None:
-    """Tracking plans: validate and apply YAML files."""
+    """Tracking plans: validate, apply and show YAML files."""
 
 
 @plan.command("validate")
-@click.argument("file", type=click.Path(path_type=Path))
-def validate(file: Path) -> None:
-    """Check FILE without applying it (exit 2 with the problem if it is invalid)."""
-    from partitur.plan.model import load_yaml
+@click.argument("file")
+def validate(file: str) -> None:
+    """Check FILE (YAML or JSON; - for stdin) without applying it: exit 0 when it is valid,
+    2 with every problem, each naming its event."""
+    from partitur.plan.parse import load_yaml
 
-    doc = load_yaml(_read(file))
-    click.echo(f"{file}: valid ({len(doc.events)} events)")
+    try:
+        doc = load_yaml(_read(file))
+    except InvalidInput as exc:
+        _fail(file, exc)
+        return
+    count = len(doc.events)
+    parts = [f"{count} event{'' if count == 1 else 's'}"]
+    parts += ["traits" if call == "identify" else call
+              for call, name, _ in doc.sections() if name is None]
+    click.echo(f"{file}: valid ({', '.join(parts)})")
 
 
 @plan.command("apply")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).")
-@click.option("--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
-              help="PostgreSQL URL; unset means embedded SQLite in the data directory.")
-def apply(file: Path, data_dir: Path | None, database_url: str | None) -> None:
+@click.argument("file")
+@_store_options
+@click.option("--expect-version", type=int, default=None, metavar="N",
+              help="Refuse if the current version is not N (0: no plan yet).")
+def apply(file: str, data_dir: Path | None, database_url: str | None,
+          expect_version: int | None) -> None:
     """Store FILE as the current tracking plan (a new version if it changed)."""
-    from partitur.services import build_services
-    from partitur.settings import load_settings
+    from partitur.plan.parse import load_yaml
 
-    text = _read(file)
-    services = build_services(load_settings(data_dir, database_url=database_url))
     try:
-        applied = services.plan.apply_yaml(text)
+        doc = load_yaml(_read(file))
+    except InvalidInput as exc:
+        _fail(file, exc)
+        return
+    services = _services(data_dir, database_url)
+    try:
+        applied = services.plan.apply(doc, expected=expect_version)
     finally:
         services.close()
     state = "applied" if applied.changed else "unchanged"
     click.echo(f"tracking plan version {applied.version} ({state})")
+
+
+@plan.command("show")
+@_store_options
+@click.option("--version", "version", type=int, default=None, help="An earlier version.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+def show(data_dir: Path | None, database_url: str | None, version: int | None,
+         as_json: bool) -> None:
+    """Print the current tracking plan (a file that `plan apply` takes back)."""
+    import yaml
+
+    from partitur.clock import iso
+
+    services = _services(data_dir, database_url)
+    try:
+        found = services.plan.get(version)
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps({"version": found.version, "created_at": iso(found.created_at),
+                               "plan": found.doc}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# tracking plan version {found.version}, applied {iso(found.created_at)}")
+    click.echo(yaml.safe_dump(found.doc, sort_keys=False, allow_unicode=True), nl=False)
