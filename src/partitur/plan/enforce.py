@@ -88,39 +88,60 @@ def inspect(
     store, holding the event as received (before any property was omitted).
     """
     kind = msg.type
-    event: str | None = msg.event if kind == "track" else None
-    found: list[dict[str, Any]] = []
-    omit: list[str] = []
-    field = FIELD.get(kind, "")
-    check = plan.events.get(event or "") if kind == "track" else plan.calls.get(kind)
+    if kind == "track":
+        event: str | None = msg.event
+        check = plan.events.get(event or "")
+        field = "properties"
+    else:
+        event = None
+        check = plan.calls.get(kind)
+        if check is None:
+            return _KEEP
+        field = FIELD[kind]
     if check is None:
-        if kind != "track":
-            return True, None, False
         action = policy["unplanned_events"]
         if action == "allow":
-            return True, None, False
-        found.append(_violation("unplanned_event", "event",
-                                f"event '{event}' is not in the tracking plan", action))
-    else:
-        data = getattr(msg, field) or {}
-        extra = check.unplanned(data)
-        action = policy["unplanned_properties"]
-        if extra and action != "allow":
-            what = f"event '{event}'" if event is not None else kind
-            found += [_violation("unplanned_property", f"{field}.{name}",
-                                 f"'{name}' is not a planned property of {what}", action)
-                      for name in extra]
-            if action == "omit":
-                omit = extra
-                data = {k: v for k, v in data.items() if k not in extra}
-        action = policy["violations"]
-        if action != "allow" and not check.validator.is_valid(data):
-            for n, error in enumerate(check.validator.iter_errors(data)):
-                if n == MAX_SCHEMA_ERRORS:
-                    break
-                found.append(_violation("schema", _path(field, error), error.message, action))
-        if not found:
-            return True, None, False
+            return _KEEP
+        found = [_violation("unplanned_event", "event",
+                            f"event '{event}' is not in the tracking plan", action)]
+        return _outcome(plan, source_id, msg, field, found, [])
+    data = getattr(msg, field) or {}
+    declared = check.declared
+    if (declared is None or declared.issuperset(data)) and check.validator.is_valid(data):
+        return _KEEP  # the common case: one set check and one validation in Rust
+    found = []
+    omit: list[str] = []
+    extra = check.unplanned(data)
+    action = policy["unplanned_properties"]
+    if extra and action != "allow":
+        what = f"event '{event}'" if event is not None else kind
+        found += [_violation("unplanned_property", f"{field}.{name}",
+                             f"'{name}' is not a planned property of {what}", action)
+                  for name in extra]
+        if action == "omit":
+            omit = extra
+            data = {k: v for k, v in data.items() if k not in extra}
+    action = policy["violations"]
+    if action != "allow" and not check.validator.is_valid(data):
+        for n, error in enumerate(check.validator.iter_errors(data)):
+            if n == MAX_SCHEMA_ERRORS:
+                break
+            found.append(_violation("schema", _path(field, error), error.message, action))
+    if not found:
+        return _KEEP
+    return _outcome(plan, source_id, msg, field, found, omit)
+
+
+_KEEP: tuple[bool, Record | None, bool] = (True, None, False)
+
+
+def _outcome(
+    plan: CompiledPlan, source_id: str, msg: Any, field: str, found: list[dict[str, Any]],
+    omit: list[str],
+) -> tuple[bool, Record | None, bool]:
+    """Stamp the violations, build the record, omit what is to be omitted."""
+    kind = msg.type
+    event = msg.event if kind == "track" else None
     blocked = any(v["action"] == "block" for v in found)
     for v in found:
         v["action"] = "blocked" if blocked else DONE[v["action"]]
