@@ -315,3 +315,25 @@ def test_a_plan_applied_elsewhere_takes_effect_within_seconds(
         time.sleep(0.05)
     send(client, write_key, "track", [track("Launched", {})])
     assert [b["event"] for b in stored(services)] == ["Launched"]
+
+
+def test_a_pathological_event_records_a_bounded_number_of_violations(
+    client: TestClient, services: Services, write_key: str, admin: dict[str, str]
+) -> None:
+    from partitur.plan.enforce import MAX_RECORDED
+
+    many_props = "\n".join(f"      p{i}: {{type: integer}}" for i in range(50))
+    services.plan.apply_yaml(f"events:\n  Wide:\n    properties:\n{many_props}\n")
+    policy(services, unplanned_properties="omit", violations="flag")
+    props = {**{f"p{i}": "text" for i in range(50)}, **{f"x{i}": 1 for i in range(60)}}
+    send(client, write_key, "track", [track("Wide", props)])
+    [event] = stored(services)
+    assert event["properties"] == {f"p{i}": "text" for i in range(50)}, "all 60 omitted"
+    found = event["_partitur"]["violations"]
+    unplanned = [v for v in found if v["rule"] == "unplanned_property"]
+    assert len(unplanned) == MAX_RECORDED + 1
+    assert unplanned[-1] == {"rule": "unplanned_property", "path": "properties",
+                             "action": "omitted",
+                             "message": "40 more properties are not planned for event 'Wide'"}
+    assert len([v for v in found if v["rule"] == "schema"]) == MAX_RECORDED
+    assert summary(client, admin)[("Wide", "schema")]["violations"] == MAX_RECORDED

@@ -21,7 +21,7 @@ from partitur.clock import to_us
 from partitur.plan.model import VALIDATOR_OPTIONS, Planned, TrackingPlan
 from partitur.plan.policy import DONE
 
-MAX_SCHEMA_ERRORS = 20  # per event: enough to act on, bounded for a pathological event
+MAX_RECORDED = 20  # violations of one rule per event: enough to act on, bounded when pathological
 _ENCODER = msgspec.json.Encoder()
 # Which field of the message each planned call describes.
 FIELD = {"track": "properties", "page": "properties", "screen": "properties",
@@ -117,14 +117,18 @@ def inspect(
         what = f"event '{event}'" if event is not None else kind
         found += [_violation("unplanned_property", f"{field}.{name}",
                              f"'{name}' is not a planned property of {what}", action)
-                  for name in extra]
+                  for name in extra[:MAX_RECORDED]]
+        if len(extra) > MAX_RECORDED:
+            found.append(_violation("unplanned_property", field, (
+                f"{len(extra) - MAX_RECORDED} more properties are not planned for {what}"),
+                action))
         if action == "omit":
             omit = extra
             data = {k: v for k, v in data.items() if k not in extra}
     action = policy["violations"]
     if action != "allow" and not check.validator.is_valid(data):
         for n, error in enumerate(check.validator.iter_errors(data)):
-            if n == MAX_SCHEMA_ERRORS:
+            if n == MAX_RECORDED:
                 break
             found.append(_violation("schema", _path(field, error), error.message, action))
     if not found:

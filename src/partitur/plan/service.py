@@ -51,11 +51,6 @@ class PlanService:
                            else f"there is no tracking plan version {version}")
         return found
 
-    def current(self) -> tuple[int, TrackingPlan] | None:
-        with self.db.read() as tx:
-            found = store.load(tx)
-        return None if found is None else (found.version, TrackingPlan.model_validate(found.doc))
-
     def apply(self, plan: TrackingPlan, *, expected: int | None = None) -> Applied:
         """Store ``plan`` as a new version; ``expected`` guards against lost updates."""
         with self.db.transaction() as tx:
