@@ -1,9 +1,9 @@
-"""``/api/v1/privacy``: erase and export a person; the audit trail."""
+"""``/api/v1/privacy``: erase and export a person, the audit trail; and
+``/api/v1/profiles/{id}/consent``: a profile's consent with its history."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -11,82 +11,76 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from partitur import api
-from partitur.clock import iso
-from partitur.errors import InvalidInput, NotFound
-from partitur.privacy.erase import audit, erase, export
-from partitur.worker.processor import lock_identity, rules_from
+from partitur.errors import InvalidInput
+from partitur.privacy import service
+
+_SHAPE = 'expected {"type": "<identifier type>", "value": "<identifier>"}'
 
 
-def _actor(request: Request) -> str:
+def actor(request: Request) -> str:
+    """The admin token's prefix, as ``partitur keys list`` shows it (called after
+    ``require_admin``)."""
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
     return token[:8]
+
+
+def _subject(data: Any) -> tuple[Any, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput(_SHAPE)
+    unknown = sorted(set(data) - {"type", "value"})
+    if unknown:
+        raise InvalidInput(f"unknown field '{unknown[0]}'; {_SHAPE}",
+                           details=[{"field": unknown[0]}])
+    for name in ("type", "value"):
+        if name not in data:
+            raise InvalidInput(f"'{name}' is required; {_SHAPE}", details=[{"field": name}])
+    return data["type"], data["value"]
 
 
 async def erase_person(request: Request) -> Response:
     """``POST /api/v1/privacy/erase`` with ``{"type": "email", "value": "..."}``."""
     api.require_admin(request)
     services = api.services(request)
-    body = await api.body_json(request)
-    if not isinstance(body, dict) or set(body) != {"type", "value"}:
-        raise InvalidInput('expected {"type": "<identifier type>", "value": "<identifier>"}')
-    rules = rules_from(services.settings)
-
-    def run() -> dict[str, Any]:
-        with services.db.transaction() as tx:
-            lock_identity(services.db, tx)
-            return erase(tx, services.events, rules, body["type"], body["value"],
-                         services.clock.now_us(), _actor(request))
-
-    try:
-        return api.json(await asyncio.to_thread(run))
-    except NotFound:
-        await asyncio.to_thread(_audit_miss, services, "erase", _actor(request))
-        raise
+    kind, value = _subject(await api.body_json(request, limit=64 * 1024))
+    who = actor(request)
+    return api.json(await asyncio.to_thread(service.erase_person, services, kind, value, who))
 
 
 async def export_person(request: Request) -> Response:
     """``GET /api/v1/privacy/export?type=email&value=...``"""
     api.require_admin(request)
     services = api.services(request)
-    kind = request.query_params.get("type", "")
-    value = request.query_params.get("value")
-    rules = rules_from(services.settings)
-
-    def run() -> dict[str, Any]:
-        with services.db.transaction() as tx:
-            data = export(tx, services.events, rules, kind, value)
-            audit(tx, "export", _actor(request),
-                  {"profile": data["profile"]["id"], "events": len(data["events"])},
-                  services.clock.now_us())
-            return data
-
-    try:
-        return api.json(await asyncio.to_thread(run))
-    except NotFound:
-        await asyncio.to_thread(_audit_miss, services, "export", _actor(request))
-        raise
-
-
-def _audit_miss(services: Any, action: str, actor: str) -> None:
-    with services.db.transaction() as tx:
-        audit(tx, action, actor, {"found": False}, services.clock.now_us())
+    kind, value = _subject(dict(request.query_params))
+    who = actor(request)
+    return api.json(await asyncio.to_thread(service.export_person, services, kind, value, who))
 
 
 async def audit_trail(request: Request) -> Response:
+    """``GET /api/v1/privacy/audit``: newest first; ``limit``, ``action``, ``cursor``."""
     api.require_admin(request)
     services = api.services(request)
     limit = api.int_param(request, "limit", 100, lo=1, hi=1000)
+    action = request.query_params.get("action") or None
+    cursor = request.query_params.get("cursor") or None
 
-    def run() -> list[dict[str, Any]]:
-        with services.db.read() as tx:
-            rows = tx.execute(
-                "SELECT id, at, action, actor, detail FROM audit_log ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-        return [{"id": r[0], "at": iso(r[1]), "action": r[2], "actor": r[3],
-                 "detail": json.loads(r[4])} for r in rows]
+    def run() -> tuple[list[dict[str, Any]], str | None]:
+        return service.audit_trail(services, limit=limit, action=action, cursor=cursor)
 
-    return api.json({"audit": await asyncio.to_thread(run)})
+    page, next_cursor = await asyncio.to_thread(run)
+    return api.json({"audit": page, "next_cursor": next_cursor})
+
+
+async def profile_consent(request: Request) -> Response:
+    """``GET /api/v1/profiles/{id}/consent``: the current answer per purpose and each change,
+    with the source and event behind it. A merged-away id redirects (308) to the survivor."""
+    api.require_admin(request)
+    services = api.services(request)
+    profile_id = request.path_params["id"]
+    live, view = await asyncio.to_thread(service.consent_view, services, profile_id)
+    if view is None:
+        location = f"{request.scope.get('root_path', '')}/api/v1/profiles/{live}/consent"
+        return api.json({"redirect": live}, 308, {"Location": location})
+    return api.json(view)
 
 
 def routes() -> list[BaseRoute]:
@@ -94,4 +88,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/privacy/erase", erase_person, methods=["POST"]),
         Route("/api/v1/privacy/export", export_person, methods=["GET"]),
         Route("/api/v1/privacy/audit", audit_trail, methods=["GET"]),
+        Route("/api/v1/profiles/{id}/consent", profile_consent, methods=["GET"]),
     ]

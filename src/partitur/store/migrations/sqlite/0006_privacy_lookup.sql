@@ -1,0 +1,3 @@
+-- Erasure and export find identity log entries by the identifier they name (a link another
+-- profile was refused names the person's identifier under that profile's id).
+CREATE INDEX identity_log_value ON identity_log (id_value);
