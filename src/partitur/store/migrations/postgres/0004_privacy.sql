@@ -1,6 +1,8 @@
 -- Erasure suppressions (hashed identifiers) and the audit log (no personal data).
+-- ``id`` only grows (erasures take the identity lock), so a server can load what is new.
 CREATE TABLE suppressions (
-    hash        TEXT PRIMARY KEY,
+    id          BIGSERIAL PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
     created_at  BIGINT NOT NULL
 );
 CREATE TABLE audit_log (
