@@ -1,8 +1,6 @@
 -- Erasure suppressions (hashed identifiers) and the audit log (no personal data).
--- ``id`` only grows (erasures take the identity lock), so a server can load what is new.
 CREATE TABLE suppressions (
-    id          BIGSERIAL PRIMARY KEY,
-    hash        TEXT NOT NULL UNIQUE,
+    hash        TEXT PRIMARY KEY,
     created_at  BIGINT NOT NULL
 );
 CREATE TABLE audit_log (
