@@ -14,7 +14,7 @@ from partitur.ingest.rows import to_rows
 from partitur.privacy.suppress import SuppressionCheck
 from partitur.services import Services
 from partitur.worker.processor import rules_from
-from tests.privacy.people import SHOP_PLAN, erin
+from tests.privacy.people import SHOP_PLAN, erin, send
 
 
 @dataclass
@@ -40,7 +40,7 @@ def who(b: Batch) -> list[str]:
 def test_suppressed_identifiers_are_dropped_at_the_door(
     client: TestClient, services: Services, write_key: str, admin: dict[str, str], settle: Any
 ) -> None:
-    check = SuppressionCheck(rules_from(services.settings))
+    check = SuppressionCheck(rules_from(services.settings), services.db.dialect)
     first = batch(services, {"type": "track", "userId": "erin-42", "event": "Opened"})
     with services.db.transaction() as tx:
         assert check(tx, [first]) == 0  # nobody erased yet: one cheap query, nothing else
@@ -73,3 +73,27 @@ def test_suppressed_identifiers_are_dropped_at_the_door(
         assert check(tx, [logged, blocked]) == 5
     assert who(logged) == ["bob-7", "someone"]
     assert [json.loads(r[0][8])["userId"] for r in blocked.rejected] == ["bob-7"]
+
+
+def test_erasures_after_the_first_check_are_seen_by_the_next(
+    client: TestClient, services: Services, write_key: str, admin: dict[str, str], settle: Any
+) -> None:
+    check = SuppressionCheck(rules_from(services.settings), services.db.dialect)
+    erin(client, write_key)
+    send(client, write_key, {"type": "identify", "userId": "bob-7", "anonymousId": "anon-bob"})
+    settle()
+    erase = {"type": "user_id", "value": "erin-42"}
+    assert client.post("/api/v1/privacy/erase", json=erase, headers=admin).status_code == 200
+    events = [{"type": "track", "userId": "bob-7", "event": "Opened"},
+              {"type": "track", "anonymousId": "anon-bob", "event": "Opened"},
+              {"type": "track", "userId": "erin-42", "event": "Opened"}]
+    first = batch(services, *events)
+    with services.db.transaction() as tx:
+        assert check(tx, [first]) == 1
+    assert who(first) == ["bob-7", "anon-bob"]
+    erase = {"type": "user_id", "value": "bob-7"}
+    assert client.post("/api/v1/privacy/erase", json=erase, headers=admin).status_code == 200
+    second = batch(services, *events)
+    with services.db.transaction() as tx:
+        assert check(tx, [second]) == 3
+    assert second.rows == []

@@ -118,13 +118,20 @@ def carried_keys(message: Mapping[str, Any], rules: IdentityRules, *, contact: b
     return keys
 
 
-def _needle(ident: Identifier) -> str | None:
-    """A lower-case substring every JSON spelling of the identifier contains, or None."""
-    if ident.type == "phone":
-        return "phone"  # "+4915…" may have been sent as "0151 …"; the field name is always there
+def _patterns(ident: Identifier, exact: bool) -> list[tuple[bool, str]] | None:
+    """``LIKE`` patterns, each ``(lower-cased column?, pattern)``, one of which every stored
+    body carrying ``ident`` matches; None when there are none to be sure of.
+
+    ``exact`` expects the value as a whole JSON string (``"erin-42"``) or number (``:42,``),
+    which keeps short ids from matching every body that merely contains them; it misses a
+    value sent with surrounding spaces or as ``mailto:``, so it suits only the queue, where
+    the worker catches what is missed. Otherwise any occurrence counts.
+    """
+    if ident.type == "phone":  # "+4915…" may have been sent as "0151 …"; the key is always there
+        return [(False, "%phone%")]
     value = ident.value
     if not value.isascii() or '"' in value or "\\" in value or not value.isprintable():
-        return None
+        return None  # JSON may escape it
     if not value.isdigit():
         try:
             float(value)
@@ -132,23 +139,34 @@ def _needle(ident: Identifier) -> str | None:
             pass
         else:
             return None  # 1e+20 as Python spells it is 1e20 in JSON
-    return value.lower()
+    lower = ident.type == "email"  # canonical emails are lower case; others keep their case
+    if lower:
+        value = value.lower()
+    if not exact:
+        return [(lower, f"%{value}%")]
+    found = [(lower, f'%"{value}"%')]
+    if value.isdigit():  # a number, not a string
+        found += [(lower, f"%:{value},%"), (lower, f"%:{value}}}%")]
+    return found
 
 
-def like_filter(idents: Iterable[Identifier], column: str) -> tuple[str, list[str]] | None:
+def like_filter(
+    idents: Iterable[Identifier], column: str, *, exact: bool = False
+) -> tuple[str, list[str]] | None:
     """``(sql, params)`` narrowing rows to those whose ``column`` may carry one of
-    ``idents``; None when no narrowing is safe (every row must be looked at)."""
-    needles: set[str] = set()
+    ``idents`` (see ``_patterns``); None when no narrowing is safe (every row must be read)."""
+    patterns: set[tuple[bool, str]] = set()
     for ident in idents:
-        needle = _needle(ident)
-        if needle is None:
+        found = _patterns(ident, exact)
+        if found is None:
             return None
-        needles.add(needle)
-    if not needles:
+        patterns.update(found)
+    if not patterns:
         return "1 = 0", []
-    ordered = sorted(needles)
-    sql = " OR ".join(f"LOWER({column}) LIKE ?" for _ in ordered)
-    return f"({sql})", [f"%{n}%" for n in ordered]
+    ordered = sorted(patterns)
+    sql = " OR ".join(
+        f"LOWER({column}) LIKE ?" if lower else f"{column} LIKE ?" for lower, _ in ordered)
+    return f"({sql})", [pattern for _, pattern in ordered]
 
 
 def matching(
@@ -188,7 +206,7 @@ def queued_events(
     fresh: list[Identifier] = list(person.every_identifier)
     scanned = False  # the whole queue has been read
     while fresh:
-        narrow = like_filter(fresh, "e.body")
+        narrow = like_filter(fresh, "e.body", exact=True)
         where, params = narrow if narrow is not None else ("1 = 1", [])
         scanned_now = narrow is None
         for row in [] if scanned else tx.execute(

@@ -3,15 +3,21 @@ carry a suppressed identifier, before they reach the event log or the rejected s
 
 The worker already deletes such events before they touch a profile, so for the event log this
 is a saving (they are never written); for the rejected store, which the worker does not read,
-it is the only guard. The check costs one indexed query per commit while nobody has been
-erased; after that, a hash per distinct ``userId``/``anonymousId`` of the commit (cached) and
-one lookup per 500 of them. Events with neither column matching are left to the worker, which
-also checks their emails, phones and other identifiers.
+it is the only guard. Log rows are checked by their ``userId`` and ``anonymousId`` columns
+(and an alias by its ``previousId``); an event recognised only by an email or a phone is left
+to the worker. Rejected-store records, few by nature, are checked for every identifier and for
+an email or phone in their traits or properties.
+
+Cost: per commit, one indexed read of the highest suppression id. Each server keeps the first
+64 bits of every suppression hash in memory (about 60 bytes each), loading only those added
+since it last looked, and remembers which column values it has judged, so the common case is
+a few set operations per commit and a SHA-256 per value not seen before. A hit is confirmed
+against the table, and only then are the rows looked at one by one.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -22,8 +28,10 @@ from partitur.privacy.find import carried_keys
 from partitur.store.db import Tx
 
 _DEC = msgspec.json.Decoder()
-_USER_ID, _ANONYMOUS_ID, _TYPE, _BODY = 4, 5, 2, 9  # in an event log row (ingest.rows.Row)
+_TYPE, _BODY = 2, 9  # in an event log row (ingest.rows.Row)
+_COLUMNS = {"user_id": 4, "anonymous_id": 5}  # identifier type -> its column in that row
 _REJECTED_BODY = 8  # in a rejected store row (plan.enforce.Record[0])
+_MAX_JUDGED = 500_000  # column values remembered per process (about 100 bytes each)
 
 
 class Batch(Protocol):
@@ -33,59 +41,109 @@ class Batch(Protocol):
     rejected: Sequence[tuple[Any, ...]]
 
 
-_hash = functools.lru_cache(maxsize=65_536)(identifier_hash)
+def _prefix(digest: str) -> int:
+    return int(digest[:16], 16)
 
 
 class SuppressionCheck:
-    """``check(tx, batches)`` removes rows and rejected records that carry a suppressed
-    identifier from each batch, in place; returns how many it removed."""
+    """``check(tx, batches)`` removes the rows and rejected records that carry a suppressed
+    identifier from each batch, in place, and returns how many it removed. One instance per
+    process (``dialect``: the store's); it is called from the single group-commit thread."""
 
-    def __init__(self, rules: IdentityRules) -> None:
+    def __init__(self, rules: IdentityRules, dialect: str) -> None:
         self.rules = rules
+        # What only grows as suppressions are added: SQLite's rowid, PostgreSQL's id (0006).
+        self._order = "rowid" if dialect == "sqlite" else "id"
+        self._loaded = 0  # highest suppression id held in ``_prefixes``
+        self._prefixes: set[int] = set()
+        # Per column, the raw values already judged, and those whose hash prefix is held.
+        self._judged: dict[str, set[str]] = {kind: set() for kind in _COLUMNS}
+        self._held: dict[str, set[str]] = {kind: set() for kind in _COLUMNS}
 
-    def _row_keys(self, row: Sequence[Any]) -> set[str]:
-        keys = set()
-        for kind, at in (("user_id", _USER_ID), ("anonymous_id", _ANONYMOUS_ID)):
-            if row[at] is not None:
-                value = self.rules.normalise(kind, row[at])
-                if value is not None:
-                    keys.add(f"{kind}:{value}")
-        if row[_TYPE] == "alias":  # previousId is only in the body
-            keys |= self._body_keys(row[_BODY], contact=False)
-        return keys
+    def refresh(self, tx: Tx) -> bool:
+        """Load suppressions added since last time; False when there are none at all."""
+        row = tx.one(f"SELECT MAX({self._order}) FROM suppressions")
+        top = int(row[0]) if row and row[0] is not None else 0
+        if top != self._loaded:
+            if top < self._loaded:  # a different or rebuilt store: start over
+                self._loaded, self._prefixes = 0, set()
+            for (digest,) in tx.execute(
+                f"SELECT hash FROM suppressions WHERE {self._order} > ? AND {self._order} <= ?",
+                (self._loaded, top),
+            ):
+                self._prefixes.add(_prefix(digest))
+            self._loaded = top
+            self._forget()
+        return bool(self._prefixes)
+
+    def _forget(self) -> None:
+        for kind in _COLUMNS:
+            self._judged[kind].clear()
+            self._held[kind].clear()
+
+    def _may_be_held(self, kind: str, value: str) -> bool:
+        # The first 64 bits of ``identifier_hash``, without spelling it out in hex.
+        digest = hashlib.sha256(f"{kind}:{value}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") in self._prefixes
 
     def _body_keys(self, body: str | bytes, *, contact: bool) -> set[str]:
         try:
             message = _DEC.decode(body)
         except msgspec.DecodeError:
             return set()
-        return carried_keys(message, self.rules, contact=contact) if isinstance(
-            message, dict) else set()
+        if not isinstance(message, dict):
+            return set()
+        return carried_keys(message, self.rules, contact=contact)
+
+    def _row_keys(self, row: Sequence[Any]) -> set[str]:
+        keys = set()
+        for kind, at in _COLUMNS.items():
+            if row[at] is not None:
+                keys.add(f"{kind}:{row[at].strip()}")
+        if row[_TYPE] == "alias":  # previousId is only in the body
+            keys |= self._body_keys(row[_BODY], contact=False)
+        return keys
 
     def __call__(self, tx: Tx, batches: Sequence[Batch]) -> int:
-        if tx.one("SELECT 1 FROM suppressions LIMIT 1") is None:
+        if not self.refresh(tx):
             return 0
-        row_keys = [[self._row_keys(row) for row in b.rows] for b in batches]
-        record_keys = [
-            [self._body_keys(r[0][_REJECTED_BODY], contact=True) for r in b.rejected]
-            for b in batches
-        ]
-        every = {k for group in (*row_keys, *record_keys) for keys in group for k in keys}
-        suppressed = self.suppressed(tx, every)
+        candidates: set[str] = set()
+        # The common case, in set operations: every distinct column value of the commit is
+        # judged once per process (until a new erasure), and is almost never held.
+        if sum(len(self._judged[k]) for k in _COLUMNS) > _MAX_JUDGED:
+            self._forget()
+        for kind, at in _COLUMNS.items():
+            values = {r[at] for b in batches for r in b.rows}
+            values.discard(None)
+            judged, held = self._judged[kind], self._held[kind]
+            for value in values - judged:
+                judged.add(value)
+                if self._may_be_held(kind, value.strip()):
+                    held.add(value)
+            candidates.update(f"{kind}:{v.strip()}" for v in values & held)
+        bodies = [(r[_BODY], False) for b in batches for r in b.rows if r[_TYPE] == "alias"]
+        bodies += [(r[0][_REJECTED_BODY], True) for b in batches for r in b.rejected]
+        for body, contact in bodies:
+            candidates.update(k for k in self._body_keys(body, contact=contact)
+                              if self._may_be_held(*k.split(":", 1)))
+        if not candidates:
+            return 0
+        suppressed = self.suppressed(tx, candidates)
         if not suppressed:
             return 0
         dropped = 0
-        for batch, rows_k, records_k in zip(batches, row_keys, record_keys, strict=True):
-            rows = [r for r, k in zip(batch.rows, rows_k, strict=True) if not k & suppressed]
-            records = [r for r, k in zip(batch.rejected, records_k, strict=True)
-                       if not k & suppressed]
-            dropped += len(batch.rows) - len(rows) + len(batch.rejected) - len(records)
-            batch.rows, batch.rejected = rows, records
+        for batch in batches:
+            rows = [r for r in batch.rows if not suppressed & self._row_keys(r)]
+            kept = [r for r in batch.rejected if not suppressed & self._body_keys(
+                r[0][_REJECTED_BODY], contact=True)]
+            dropped += len(batch.rows) - len(rows) + len(batch.rejected) - len(kept)
+            batch.rows, batch.rejected = rows, kept
         return dropped
 
-    def suppressed(self, tx: Tx, keys: set[str]) -> set[str]:
-        """The keys among ``keys`` whose identifier was erased."""
-        by_hash = {_hash(*key.split(":", 1)): key for key in keys}
+    @staticmethod
+    def suppressed(tx: Tx, keys: set[str]) -> set[str]:
+        """The keys among ``keys`` whose identifier was erased (asked of the table)."""
+        by_hash = {identifier_hash(*key.split(":", 1)): key for key in keys}
         hashes = sorted(by_hash)
         found: set[str] = set()
         for start in range(0, len(hashes), 500):
