@@ -52,7 +52,7 @@ def erase(
     tx: Tx, log: EventLog, rules: IdentityRules, subject: Identifier, now_us: int
 ) -> dict[str, Any]:
     """Erase the person ``subject`` identifies; :class:`NotFound` if nothing is held."""
-    person, queued_rows = queued_events(tx, find_person(tx, subject), rules, "e.seq")
+    person, queued_rows = queued_events(tx, find_person(tx, subject), rules, "seq")
     queued = [int(row[0]) for row, _ in queued_rows]
     rejected = [int(row[0]) for row, _ in rejected_events(tx, person, rules, "r.id")]
     if person.live is None and not queued and not rejected:

@@ -59,7 +59,7 @@ def export(
     tx: Tx, log: EventLog, rules: IdentityRules, subject: Identifier, now_us: int
 ) -> dict[str, Any]:
     """The person ``subject`` identifies; :class:`NotFound` if nothing is held."""
-    person, queued = queued_events(tx, find_person(tx, subject), rules, "e.seq")
+    person, queued = queued_events(tx, find_person(tx, subject), rules, "seq")
     rejected = rejected_events(
         tx, person, rules,
         "r.id, r.received_at, r.source_id, r.type, r.event, r.message_id, r.plan_version, "

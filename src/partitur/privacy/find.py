@@ -196,7 +196,7 @@ def queued_events(
     identifiers then count as theirs too, as the worker would link them, unless another
     profile owns one, a per-type limit (one ``user_id``) or the cap on identifiers would be
     broken. This repeats until no new identifier turns up. ``columns`` are columns of
-    ``events`` (alias ``e``) to return; the body is appended last.
+    ``events`` to return; the body is appended last.
     """
     keys = set(person.keys)
     counts = Counter(k.split(":", 1)[0] for k in keys)
@@ -204,14 +204,19 @@ def queued_events(
     found: dict[int, tuple[Sequence[Any], dict[str, Any]]] = {}
     decoded: dict[int, tuple[Sequence[Any], dict[str, Any], list[Identifier]] | None] = {}
     fresh: list[Identifier] = list(person.every_identifier)
-    scanned = False  # the whole queue has been read
+    # Only the stretch of the log the queue spans is read (the backlog, normally the newest
+    # events), by seq, however long the log; a plain join lets a planner scan all of it.
+    bounds = tx.one("SELECT MIN(seq), MAX(seq) FROM event_queue")
+    lo, hi = (bounds[0], bounds[1]) if bounds and bounds[0] is not None else (0, -1)
+    scanned = hi < lo  # the whole queue has been read (an empty one: at once)
     while fresh:
-        narrow = like_filter(fresh, "e.body", exact=True)
+        narrow = like_filter(fresh, "body", exact=True)
         where, params = narrow if narrow is not None else ("1 = 1", [])
         scanned_now = narrow is None
         for row in [] if scanned else tx.execute(
-            f"SELECT e.seq, {columns}, e.body FROM event_queue q JOIN events e ON "
-            f"e.seq = q.seq WHERE {where} ORDER BY e.seq", params,
+            f"SELECT seq, {columns}, body FROM events WHERE seq >= ? AND seq <= ? "
+            f"AND {where} AND seq IN (SELECT seq FROM event_queue WHERE seq >= ? AND seq <= ?)",
+            [lo, hi, *params, lo, hi],
         ):
             if row[0] not in decoded:
                 try:

@@ -5,3 +5,5 @@ CREATE INDEX identity_log_value ON identity_log (id_value);
 -- server can load just the suppressions added since it last looked. SQLite has its rowid.
 ALTER TABLE suppressions ADD COLUMN id BIGSERIAL;
 CREATE INDEX suppressions_id ON suppressions (id);
+-- Erasure and export gather every profile merged into a person's profile.
+CREATE INDEX profiles_merged_into ON profiles (merged_into);
