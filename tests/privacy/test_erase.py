@@ -84,6 +84,8 @@ def test_erase_by_email_leaves_no_trace_anywhere(
     assert lookup_status(client, admin, "email", "bob@example.com") == 200
     assert count(services, "SELECT COUNT(*) FROM events WHERE user_id = 'bob-7'") == 2
     assert count(services, "SELECT COUNT(*) FROM rejected_events") == 1
+    assert count(services, "SELECT COUNT(*) FROM plan_violations WHERE message_id NOT IN "
+                 "(SELECT message_id FROM rejected_events)") == 0
     assert count(services, "SELECT COUNT(*) FROM profiles") == 1
 
 

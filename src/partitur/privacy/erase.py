@@ -4,7 +4,8 @@ What goes: the events on their timeline and those still waiting for the worker t
 their identifiers (``events``, ``event_queue``), their profile and every profile merged into
 it (``profiles``), the timeline (``profile_events``), the trait index (``profile_traits``),
 their identifiers (``identifiers``), the identity log entries about them (``identity_log``)
-and the rejected-store copies of events that carry their identifiers (``rejected_events``).
+and the rejected-store copies of events that carry their identifiers (``rejected_events``,
+with their rows in ``plan_violations``).
 What stays: a SHA-256 hash of each of their identifiers (``suppressions``), so that the
 worker deletes events that still arrive from them instead of building a profile again, and
 an audit record with counts and hashes only.
@@ -54,7 +55,8 @@ def erase(
     """Erase the person ``subject`` identifies; :class:`NotFound` if nothing is held."""
     person, queued_rows = queued_events(tx, find_person(tx, subject), rules, "seq")
     queued = [int(row[0]) for row, _ in queued_rows]
-    rejected = [int(row[0]) for row, _ in rejected_events(tx, person, rules, "r.id")]
+    rejected_rows = rejected_events(tx, person, rules, "r.id, r.message_id")
+    rejected = [int(row[0]) for row, _ in rejected_rows]
     if person.live is None and not queued and not rejected:
         raise NotFound(f"nothing is held for that {subject.type}")
     profiles = list(person.profiles)
@@ -69,6 +71,8 @@ def erase(
     _delete_in(tx, "identity_log", "id", log_ids)
     _delete_in(tx, "profiles", "id", profiles)
     _delete_in(tx, "rejected_events", "id", rejected)
+    # Their violations' summary rows (no personal data, but counted for nobody any more).
+    _delete_in(tx, "plan_violations", "message_id", [row[1] for row, _ in rejected_rows])
     hashes = suppress(tx, person.every_identifier, now_us)
     return {
         "profile": person.live,
