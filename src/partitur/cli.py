@@ -260,8 +260,10 @@ def settings_cmd(markdown: bool, data_dir: Path | None) -> None:
 
 def _register_extensions() -> None:
     from partitur.plan.cli import plan
+    from partitur.privacy.cli import privacy
 
     main.add_command(plan)
+    main.add_command(privacy)
 
 
 _register_extensions()
