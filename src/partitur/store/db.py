@@ -49,20 +49,105 @@ class Database(Protocol):
 
 
 class _SqliteTx:
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_many")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, many: _MultiRow) -> None:
         self._conn = conn
+        self._many = many
 
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
         return self._conn.execute(sql, params).fetchall()
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._conn.executemany(sql, rows)
+        if not isinstance(rows, list | tuple):
+            rows = list(rows)
+        if not self._many.run(self._conn, sql, rows):
+            self._conn.executemany(sql, rows)
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
+
+
+_INSERT_VALUES = re.compile(
+    r"^(\s*INSERT\s.*?\bVALUES\s*)(\(\s*\?(?:\s*,\s*\?)*\s*\))([^?]*)$", re.I | re.S
+)
+
+
+def chunk_sizes(count: int, most: int) -> Iterator[int]:
+    """``count`` split into chunks of ``most`` (a power of two) and then of smaller powers of
+    two, so that a handful of statement shapes, each prepared once, cover any count."""
+    while count >= most:
+        yield most
+        count -= most
+    size = most // 2
+    while count:
+        if count >= size:
+            yield size
+            count -= size
+        size //= 2
+
+
+class _MultiRow:
+    """``executemany`` of a plain ``INSERT ... VALUES (?, ...)`` as multi-row inserts.
+
+    Python's sqlite3 releases the GIL around every step of a statement, that is for every row
+    of an ``executemany``. While other threads run Python (the event loop, the worker), each of
+    those hand-offs can wait up to the interpreter's switch interval (5 ms), and a writer that
+    inserts thousands of rows crawls. One statement per chunk (up to 4096 rows, or SQLite's
+    limit of bound values) needs a few hand-offs per table instead of one per row, and is about
+    a third faster on its own too. Chunks are a full size or a power of two, so that a dozen
+    statement shapes, each prepared once and kept in the connection's statement cache, serve
+    any count. Statements whose shape is not recognised (a ``?`` after ``VALUES``,
+    ``RETURNING``) run row by row as before; the result is the same either way.
+    """
+
+    MOST_ROWS = 4096
+
+    def __init__(self, max_variables: int) -> None:
+        self.max_variables = max_variables
+        self._shapes: dict[str, tuple[str, str, str, int, int] | None] = {}
+        self._sql: dict[tuple[str, int], str] = {}
+
+    def _shape(self, sql: str) -> tuple[str, str, str, int, int] | None:
+        if sql in self._shapes:
+            return self._shapes[sql]
+        shape = None
+        match = _INSERT_VALUES.match(sql)
+        if match and "returning" not in match.group(3).lower():
+            head, group, tail = match.groups()
+            width = group.count("?")
+            most = 1
+            while most * 2 <= self.MOST_ROWS and most * 2 * width <= self.max_variables:
+                most *= 2
+            shape = (head, group, tail, width, most)
+        self._shapes[sql] = shape
+        return shape
+
+    def run(self, conn: sqlite3.Connection, sql: str, rows: Sequence[Params]) -> bool:
+        """Insert ``rows``; False when ``sql`` is not a plain multi-row-able INSERT."""
+        shape = self._shape(sql)
+        if shape is None or len(rows) < 2:
+            return False
+        if len(self._sql) > 4096:  # statements are constants in the code; a bound all the same
+            self._sql.clear()
+            self._shapes.clear()
+        head, group, tail, width, most = shape
+        for row in rows:
+            if len(row) != width:
+                raise sqlite3.ProgrammingError(
+                    f"Incorrect number of bindings supplied. The current statement uses "
+                    f"{width}, and there are {len(row)} supplied."
+                )
+        start = 0
+        for size in chunk_sizes(len(rows), most):
+            key = (sql, size)
+            text = self._sql.get(key)
+            if text is None:
+                text = self._sql[key] = head + ",".join([group] * size) + tail
+            conn.execute(text, [value for row in rows[start : start + size] for value in row])
+            start += size
+        return True
 
 
 class SqliteDatabase:
@@ -82,13 +167,15 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._many: _MultiRow | None = None
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30,
+                    cached_statements=512,
                 )
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -100,14 +187,21 @@ class SqliteDatabase:
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
+                if self._many is None:
+                    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                    self._many = _MultiRow(limit)
         return conn
+
+    def _tx(self, conn: sqlite3.Connection) -> _SqliteTx:
+        assert self._many is not None
+        return _SqliteTx(conn, self._many)
 
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTx]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield _SqliteTx(conn)
+            yield self._tx(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -118,7 +212,7 @@ class SqliteDatabase:
         conn = self._conn()
         conn.execute("BEGIN")
         try:
-            yield _SqliteTx(conn)
+            yield self._tx(conn)
         finally:
             conn.execute("COMMIT")
 

@@ -8,26 +8,21 @@ so processing happens exactly once even across crashes.
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from partitur.store.db import Database, Row, Tx
+import msgspec
+
+from partitur.store.db import Database, Row, Tx, chunk_sizes
 
 EVENT_COLUMNS = (
     "seq, message_id, source_id, type, event, user_id, anonymous_id, ts, received_at, part, body"
 )
-_CHUNK = 5000
-
-
-def _dedupe_in_request(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
-    seen: set[str] = set()
-    out = []
-    for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
-            out.append(row)
-    return out
+_JSON = msgspec.json.Encoder()
+_INSERT_EVENTS = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class EventLog:
@@ -43,42 +38,47 @@ class EventLog:
         ``rows``: ``(message_id, source_id, type, event, user_id, anonymous_id, ts,
         received_at, part, body)``.
         """
-        rows = _dedupe_in_request(rows)
-        fresh = self._claim_message_ids(tx, rows)
-        new_rows = [row for row in rows if row[0] in fresh]
-        if not new_rows:
-            return 0
-        seqs = self._next_seqs(tx, len(new_rows))
-        self._insert(tx, [(seq, *row) for seq, row in zip(seqs, new_rows, strict=True)])
-        return len(new_rows)
+        return self.append_groups(tx, [rows])[0]
 
-    def _claim_message_ids(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
-        fresh: set[str] = set()
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            values = ",".join("(?, ?)" for _ in chunk)
-            params: list[Any] = []
-            for row in chunk:
-                params.append(row[0])
-                params.append(row[7])
-            found = tx.execute(
-                f"INSERT INTO message_ids (message_id, received_at) VALUES {values} "
-                "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-                params,
-            )
-            fresh.update(r[0] for r in found)
-        return fresh
+    def append_groups(self, tx: Tx, groups: Sequence[Sequence[Sequence[Any]]]) -> list[int]:
+        """Several requests' rows in one go (a group commit); for each group, how many of its
+        rows were new. A ``message_id`` that appears twice is stored once, for the first group
+        that has it, in the order given.
 
-    def _next_seqs(self, tx: Tx, count: int) -> Sequence[int]:
+        The statements per call are few and do not grow with the number of groups or rows
+        (beyond chunking): the group committer calls this once per commit.
+        """
+        seen: set[str] = set()
+        kept: list[Sequence[Any]] = []
+        owners: list[int] = []
+        for index, rows in enumerate(groups):
+            for row in rows:
+                if row[0] not in seen:
+                    seen.add(row[0])
+                    kept.append(row)
+                    owners.append(index)
+        counts = [0] * len(groups)
+        if not kept:
+            return counts
+        known = self._claim(tx, kept)
+        if known:
+            pairs = [(r, o) for r, o in zip(kept, owners, strict=True) if r[0] not in known]
+            kept = [r for r, _ in pairs]
+            owners = [o for _, o in pairs]
+        for owner in owners:
+            counts[owner] += 1
+        if kept:
+            self._store(tx, kept)
+        return counts
+
+    def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
+        """Of the rows' (distinct) message_ids, those already known; the others are remembered
+        by the time this transaction commits."""
         raise NotImplementedError
 
-    def _insert(self, tx: Tx, rows: list[tuple[Any, ...]]) -> None:
-        tx.executemany(
-            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
-        tx.executemany(
-            "INSERT INTO event_queue (seq, part) VALUES (?, ?)", [(r[0], r[9]) for r in rows]
-        )
+    def _store(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
+        """Write new rows to the log and the processing queue, with fresh seqs in order."""
+        raise NotImplementedError
 
     def forget_message_ids(self, tx: Tx, before_us: int) -> int:
         """Drop de-duplication entries older than the window."""
@@ -140,33 +140,94 @@ class EventLog:
 
 
 class SqliteEventLog(EventLog):
-    def _next_seqs(self, tx: Tx, count: int) -> Sequence[int]:
-        # The caller holds SQLite's write lock (BEGIN IMMEDIATE), so this cannot race.
+    """The writer holds SQLite's write lock (``BEGIN IMMEDIATE``) for the whole transaction, so
+    "look up, then insert" cannot race with another writer.
+
+    Few statements per append, whatever its size (each statement is a GIL hand-off for the
+    writing thread, see ``store.db._MultiRow``): one lookup of the known ids (the ids as one
+    JSON array), the events as multi-row inserts, and the queue rows and the remembered ids
+    copied inside SQLite from the events just written.
+    """
+
+    _json: bool | None = None  # whether this SQLite has json_each (built in since 3.38)
+
+    def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
+        ids = [row[0] for row in rows]
+        if self._json is None:
+            try:
+                tx.execute("SELECT value FROM json_each('[1]')")
+                type(self)._json = True
+            except sqlite3.OperationalError:
+                type(self)._json = False
+        if self._json:
+            found = tx.execute(
+                "SELECT message_id FROM message_ids "
+                "WHERE message_id IN (SELECT value FROM json_each(?))",
+                (_JSON.encode(ids).decode(),),
+            )
+            return {r[0] for r in found}
+        known: set[str] = set()
+        start = 0
+        for size in chunk_sizes(len(ids), 512):
+            found = tx.execute(_known_sql(size), ids[start : start + size])
+            known.update(r[0] for r in found)
+            start += size
+        return known
+
+    def _store(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
         # sqlite_sequence remembers the highest seq ever used, so erased seqs are not reused.
         row = tx.one(
             "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
             "COALESCE((SELECT MAX(seq) FROM events), 0))"
         )
         first = int(row[0] if row else 0) + 1
-        return range(first, first + count)
+        tx.executemany(_INSERT_EVENTS, [(seq, *r) for seq, r in enumerate(rows, first)])
+        tx.execute(
+            "INSERT INTO event_queue (seq, part) SELECT seq, part FROM events WHERE seq >= ?",
+            (first,),
+        )
+        tx.execute(
+            "INSERT INTO message_ids (message_id, received_at) "
+            "SELECT message_id, received_at FROM events WHERE seq >= ?",
+            (first,),
+        )
+
+
+@functools.cache
+def _known_sql(size: int) -> str:
+    return f"SELECT message_id FROM message_ids WHERE message_id IN ({','.join('?' * size)})"
 
 
 class PostgresEventLog(EventLog):
-    def _next_seqs(self, tx: Tx, count: int) -> Sequence[int]:
+    def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
+        # One statement of constant text (prepared after a few uses), whatever the count.
+        # Sorted, so that two servers claiming overlapping ids lock them in the same order and
+        # one simply waits for the other (then sees a conflict) instead of deadlocking.
+        fresh = tx.execute(
+            "INSERT INTO message_ids (message_id, received_at) "
+            "SELECT id, at FROM unnest(?::text[], ?::bigint[]) AS claim(id, at) ORDER BY id "
+            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            ([row[0] for row in rows], [row[7] for row in rows]),
+        )
+        if len(fresh) == len(rows):
+            return set()
+        return {row[0] for row in rows} - {r[0] for r in fresh}
+
+    def _store(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
         # Unique, increasing within this call; other processes may interleave, which is fine:
         # the worker reads the queue, not a cursor, so a gap or a late commit is never skipped.
-        rows = tx.execute("SELECT nextval('events_seq') FROM generate_series(1, ?)", (count,))
-        return sorted(int(r[0]) for r in rows)
-
-    def _insert(self, tx: Tx, rows: list[tuple[Any, ...]]) -> None:
+        found = tx.execute(
+            "SELECT nextval('events_seq') FROM generate_series(1, ?)", (len(rows),)
+        )
+        seqs = sorted(int(r[0]) for r in found)
         raw = tx.raw  # type: ignore[attr-defined]
         with raw.cursor() as cur:
             with cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for seq, row in zip(seqs, rows, strict=True):
+                    copy.write_row((seq, *row))
             with cur.copy("COPY event_queue (seq, part, received_at) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row((row[0], row[9], row[8]))
+                for seq, row in zip(seqs, rows, strict=True):
+                    copy.write_row((seq, row[8], row[7]))
 
     def ensure_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
         created = []
