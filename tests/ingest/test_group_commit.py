@@ -76,3 +76,28 @@ def test_the_switch_interval_is_shortened_while_running_and_restored(
     finally:
         committer.stop()
     assert sys.getswitchinterval() == before
+
+
+def test_several_writers_share_the_queue(services: Services) -> None:
+    """PostgreSQL runs two writers by default; any number must store everything once."""
+    from partitur.ingest.commit import GroupCommitter
+
+    now = services.clock.now_us()
+    committer = GroupCommitter(services.db, services.events, writers=3, max_events=50)
+    requests = [[row(f"m{i}-{j}", now) for j in range(10)] + [row("shared", now)]
+                for i in range(60)]
+
+    async def run() -> list[int]:
+        committer.start()
+        return list(await asyncio.wait_for(
+            asyncio.gather(*(committer.submit(rows) for rows in requests)), timeout=60
+        ))
+
+    try:
+        counts = asyncio.run(run())
+    finally:
+        committer.stop()
+    assert sum(counts) == 60 * 10 + 1
+    assert sorted(counts)[-1] == 11 and counts.count(11) == 1
+    assert len(stored_events(services)) == 601
+    assert committer.commits > 1

@@ -1,9 +1,9 @@
 """Group commit: many requests' events in one transaction, answered after it commits.
 
-Request handlers hand their rows to :meth:`GroupCommitter.submit` and await the result. One
-writer thread drains whatever has queued up (up to ``max_events``) into a single transaction, so
-under load each commit (and each fsync) serves many requests, and when idle a lone request is
-committed at once.
+Request handlers hand their rows to :meth:`GroupCommitter.submit` and await the result. A
+writer thread (one on SQLite, two on PostgreSQL) drains whatever has queued up (up to
+``max_events``) into a single transaction, so under load each commit (and each fsync) serves
+many requests, and when idle a lone request is committed at once.
 """
 
 from __future__ import annotations
@@ -52,30 +52,41 @@ class GroupCommitter:
         max_events: int = 20_000,
         on_commit: Callable[[], None] | None = None,
         switch_interval: float | None = 0.0005,
+        writers: int | None = None,
     ) -> None:
         self.db = db
         self.log = log_
         self.write_rejected = write_rejected
         self.max_events = max_events
         self.on_commit = on_commit
+        # SQLite has one writer at a time whatever we do; PostgreSQL commits several groups at
+        # once, and while one writer waits for the server another fills the next group.
+        self.writers = writers or (1 if db.dialect == "sqlite" else 2)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
         self.switch_interval = switch_interval
         self._saved_interval: float | None = None
         self.commits = 0
         self.events = 0
 
     def start(self) -> None:
-        if self._thread is None:
+        if not self._threads:
             self._shorten_switch_interval()
-            self._thread = threading.Thread(target=self._run, name="partitur-commit", daemon=True)
-            self._thread.start()
+            for n in range(self.writers):
+                thread = threading.Thread(
+                    target=self._run, name=f"partitur-commit-{n}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout=30)
-            self._thread = None
+        if self._threads:
+            for _ in self._threads:
+                self._queue.put(_STOP)
+            for thread in self._threads:
+                thread.join(timeout=30)
+            self._threads = []
             if self._saved_interval is not None:
                 if sys.getswitchinterval() == self.switch_interval:
                     sys.setswitchinterval(self._saved_interval)
@@ -154,8 +165,9 @@ class GroupCommitter:
             for item in items:
                 item.error = error
         else:
-            self.commits += 1
-            self.events += sum(i.result for i in items)
+            with self._lock:
+                self.commits += 1
+                self.events += sum(i.result for i in items)
             if self.on_commit is not None:
                 self.on_commit()
         # One wake-up per event loop for the whole group, not one per request.
