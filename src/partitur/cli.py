@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from partitur.cli_options import open_services, store_options
 from partitur.errors import PartiturError
 from partitur.settings import load_settings, settings_markdown
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def store_options(fn: F) -> F:
-    fn = click.option(
-        "--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
-        help="PostgreSQL URL; unset means embedded SQLite in the data directory.",
-    )(fn)
-    fn = click.option(
-        "--data", "data_dir", type=click.Path(path_type=Path), default=None,
-        envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).",
-    )(fn)
-    return fn
-
-
-def open_services(data_dir: Path | None, database_url: str | None) -> Any:
-    from partitur.services import build_services
-
-    settings = load_settings(data_dir, database_url=database_url)
-    return build_services(settings)
 
 
 class Group(click.Group):

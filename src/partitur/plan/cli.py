@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from partitur.cli_options import open_services, store_options
 from partitur.errors import InvalidInput
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _store_options(fn: F) -> F:
-    """The same two options as ``partitur.cli.store_options`` (which imports this module)."""
-    fn = click.option(
-        "--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
-        help="PostgreSQL URL; unset means embedded SQLite in the data directory.",
-    )(fn)
-    fn = click.option(
-        "--data", "data_dir", type=click.Path(path_type=Path), default=None,
-        envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).",
-    )(fn)
-    return fn
-
-
-def _services(data_dir: Path | None, database_url: str | None) -> Any:
-    from partitur.services import build_services
-    from partitur.settings import load_settings
-
-    return build_services(load_settings(data_dir, database_url=database_url))
 
 
 def _read(path: str) -> str:
@@ -84,7 +61,7 @@ def validate(file: str) -> None:
 
 @plan.command("apply")
 @click.argument("file")
-@_store_options
+@store_options
 @click.option("--expect-version", type=int, default=None, metavar="N",
               help="Refuse if the current version is not N (0: no plan yet).")
 def apply(file: str, data_dir: Path | None, database_url: str | None,
@@ -97,7 +74,7 @@ def apply(file: str, data_dir: Path | None, database_url: str | None,
     except InvalidInput as exc:
         _fail(file, exc)
         return
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     try:
         applied = services.plan.apply(doc, expected=expect_version)
     finally:
@@ -107,7 +84,7 @@ def apply(file: str, data_dir: Path | None, database_url: str | None,
 
 
 @plan.command("show")
-@_store_options
+@store_options
 @click.option("--version", "version", type=int, default=None, help="An earlier version.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
 def show(data_dir: Path | None, database_url: str | None, version: int | None,
@@ -117,7 +94,7 @@ def show(data_dir: Path | None, database_url: str | None, version: int | None,
 
     from partitur.clock import iso
 
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     try:
         found = services.plan.get(version)
     finally:

@@ -15,23 +15,11 @@ from typing import Any, TypeVar
 
 import click
 
+from partitur.cli_options import open_services, store_options
 from partitur.errors import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTOR = "cli"
-
-
-def _store_options(fn: F) -> F:
-    """The same two options as ``partitur.cli.store_options`` (which imports this module)."""
-    fn = click.option(
-        "--database-url", envvar="PARTITUR_DATABASE_URL", default=None,
-        help="PostgreSQL URL; unset means embedded SQLite in the data directory.",
-    )(fn)
-    fn = click.option(
-        "--data", "data_dir", type=click.Path(path_type=Path), default=None,
-        envvar="PARTITUR_DATA_DIR", help="Data directory (default ./partitur-data).",
-    )(fn)
-    return fn
 
 
 def _subject_options(fn: F) -> F:
@@ -41,13 +29,6 @@ def _subject_options(fn: F) -> F:
         help="Identifier type: user_id, email, phone, device_id, anonymous_id or a custom type.",
     )(fn)
     return fn
-
-
-def _services(data_dir: Path | None, database_url: str | None) -> Any:
-    from partitur.services import build_services
-    from partitur.settings import load_settings
-
-    return build_services(load_settings(data_dir, database_url=database_url))
 
 
 def _dump(data: Any) -> str:
@@ -60,7 +41,7 @@ def privacy() -> None:
 
 
 @privacy.command("erase")
-@_store_options
+@store_options
 @_subject_options
 def erase_cmd(data_dir: Path | None, database_url: str | None, kind: str, value: str) -> None:
     """Erase the person an identifier belongs to, everywhere, and suppress their identifiers.
@@ -69,7 +50,7 @@ def erase_cmd(data_dir: Path | None, database_url: str | None, kind: str, value:
     """
     from partitur.privacy.service import erase_person
 
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     try:
         click.echo(_dump(erase_person(services, kind, value, ACTOR)))
     finally:
@@ -77,7 +58,7 @@ def erase_cmd(data_dir: Path | None, database_url: str | None, kind: str, value:
 
 
 @privacy.command("export")
-@_store_options
+@store_options
 @_subject_options
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the JSON document to this file instead of standard output.")
@@ -99,7 +80,7 @@ def export_cmd(
             raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
         file = os.fdopen(fd, "w", encoding="utf-8")
     try:
-        services = _services(data_dir, database_url)
+        services = open_services(data_dir, database_url)
         try:
             text = _dump(export_person(services, kind, value, ACTOR))
         finally:
@@ -118,7 +99,7 @@ def export_cmd(
 
 
 @privacy.command("audit")
-@_store_options
+@store_options
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True,
               help="How many records, newest first.")
 @click.option("--action", type=click.Choice(["erase", "export"]), default=None,
@@ -129,7 +110,7 @@ def audit_cmd(
     """The privacy audit trail, one JSON record a line, newest first."""
     from partitur.privacy.service import audit_trail
 
-    services = _services(data_dir, database_url)
+    services = open_services(data_dir, database_url)
     try:
         page, _ = audit_trail(services, limit=limit, action=action, cursor=None)
     finally:
