@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from partitur import api
 from partitur.errors import InvalidInput
 from partitur.privacy import service
+from partitur.profiles.routes import redirect_to_live
 
 _SHAPE = 'expected {"type": "<identifier type>", "value": "<identifier>"}'
 
@@ -78,8 +79,7 @@ async def profile_consent(request: Request) -> Response:
     profile_id = request.path_params["id"]
     live, view = await asyncio.to_thread(service.consent_view, services, profile_id)
     if view is None:
-        location = f"{request.scope.get('root_path', '')}/api/v1/profiles/{live}/consent"
-        return api.json({"redirect": live}, 308, {"Location": location})
+        return redirect_to_live(request, live)
     return api.json(view)
 
 

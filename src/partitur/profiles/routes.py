@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -16,10 +17,12 @@ from partitur.identity.extract import BUILTIN_TYPES
 from partitur.identity.unmerge import unmerge
 from partitur.profiles import store as profile_store
 from partitur.profiles.view import events_page, profile_json
+from partitur.store.db import Tx
 from partitur.worker.processor import lock_identity, rules_from
 
 
-def _redirect(request: Request, live: str) -> Response:
+def redirect_to_live(request: Request, live: str) -> Response:
+    """308 to the same path (and query) with the surviving profile id."""
     path = request.url.path.replace(request.path_params["id"], live, 1)
     query = f"?{request.url.query}" if request.url.query else ""
     return api.json({"redirect": live}, 308, {"Location": path + query})
@@ -60,23 +63,31 @@ async def lookup(request: Request) -> Response:
     return api.json(await asyncio.to_thread(run))
 
 
-async def get_profile(request: Request) -> Response:
-    api.require_admin(request)
+async def live_profile(request: Request, read: Callable[[Tx, str], Any]) -> Response:
+    """Answer ``read(tx, live id)`` for the profile in the path, or redirect (308) to the
+    survivor when that id was merged away."""
     services = api.services(request)
 
-    def run() -> tuple[str, bool, dict[str, Any] | None]:
+    def run() -> tuple[str, bool, Any]:
         with services.db.read() as tx:
             live, redirected = _live(tx, request.path_params["id"])
-            if redirected:
-                return live, True, None
-            state = profile_store.get(tx, live)
-            assert state is not None
-            return live, False, profile_json(tx, state)
+            return live, redirected, None if redirected else read(tx, live)
 
     live, redirected, body = await asyncio.to_thread(run)
     if redirected:
-        return _redirect(request, live)
+        return redirect_to_live(request, live)
     return api.json(body)
+
+
+async def get_profile(request: Request) -> Response:
+    api.require_admin(request)
+
+    def read(tx: Tx, live: str) -> dict[str, Any]:
+        state = profile_store.get(tx, live)
+        assert state is not None
+        return profile_json(tx, state)
+
+    return await live_profile(request, read)
 
 
 async def profile_events(request: Request) -> Response:
@@ -84,21 +95,10 @@ async def profile_events(request: Request) -> Response:
     api.require_admin(request)
     services = api.services(request)
     limit = api.int_param(request, "limit", 50, lo=1, hi=1000)
-
-    def run() -> tuple[str, bool, dict[str, Any] | None]:
-        with services.db.read() as tx:
-            live, redirected = _live(tx, request.path_params["id"])
-            if redirected:
-                return live, True, None
-            page = events_page(
-                tx, services.events, live, limit, request.query_params.get("cursor")
-            )
-            return live, False, page
-
-    live, redirected, body = await asyncio.to_thread(run)
-    if redirected:
-        return _redirect(request, live)
-    return api.json(body)
+    cursor = request.query_params.get("cursor")
+    return await live_profile(
+        request, lambda tx, live: events_page(tx, services.events, live, limit, cursor)
+    )
 
 
 async def identity(request: Request) -> Response:
