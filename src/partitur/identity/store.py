@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from partitur.store.db import Tx
+from partitur.store.db import Tx, chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +22,10 @@ class LogEntry:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def owners(tx: Tx, keys: Sequence[str]) -> dict[str, str]:
     """identifier key -> profile id, for the keys that exist."""
     out: dict[str, str] = {}
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         marks = ",".join("?" * len(chunk))
         for key, profile in tx.execute(
             f"SELECT key, profile_id FROM identifiers WHERE key IN ({marks})", chunk
@@ -41,7 +36,7 @@ def owners(tx: Tx, keys: Sequence[str]) -> dict[str, str]:
 
 def members(tx: Tx, profile_ids: Sequence[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {p: set() for p in profile_ids}
-    for chunk in _chunks(list(profile_ids)):
+    for chunk in chunks(list(profile_ids)):
         marks = ",".join("?" * len(chunk))
         for key, profile in tx.execute(
             f"SELECT key, profile_id FROM identifiers WHERE profile_id IN ({marks})", chunk
@@ -77,7 +72,7 @@ def move(tx: Tx, from_profile: str, to_profile: str) -> None:
 
 
 def move_keys(tx: Tx, keys: Sequence[str], to_profile: str) -> None:
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         marks = ",".join("?" * len(chunk))
         tx.execute(
             f"UPDATE identifiers SET profile_id = ? WHERE key IN ({marks})", [to_profile, *chunk]
@@ -99,7 +94,7 @@ def append_log(tx: Tx, entries: Sequence[LogEntry], at: int) -> None:
 def unmerged_pairs(tx: Tx, profile_ids: Sequence[str]) -> set[frozenset[str]]:
     """Pairs of profiles that an operator split apart: never merge them again automatically."""
     out: set[frozenset[str]] = set()
-    for chunk in _chunks(list(profile_ids)):
+    for chunk in chunks(list(profile_ids)):
         marks = ",".join("?" * len(chunk))
         for a, b in tx.execute(
             f"SELECT profile_id, other_profile FROM identity_log WHERE kind = 'unmerge' "

@@ -9,18 +9,13 @@ from typing import Any
 import msgspec
 
 from partitur.profiles.state import ProfileState
-from partitur.store.db import Tx
+from partitur.store.db import Tx, chunks
 
 _COLS = (
     "id, part, created_at, updated_at, first_seen, last_seen, event_count, traits, trait_meta, "
     "consent, merged_into"
 )
 _DEC = msgspec.json.Decoder()
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _row_to_state(row: Sequence[Any]) -> ProfileState:
@@ -41,7 +36,7 @@ def _row_to_state(row: Sequence[Any]) -> ProfileState:
 
 def load(tx: Tx, ids: Sequence[str]) -> dict[str, ProfileState]:
     out: dict[str, ProfileState] = {}
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         marks = ",".join("?" * len(chunk))
         for row in tx.execute(f"SELECT {_COLS} FROM profiles WHERE id IN ({marks})", chunk):
             out[row[0]] = _row_to_state(row)

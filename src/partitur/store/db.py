@@ -22,6 +22,12 @@ Params = Sequence[Any]
 Row = tuple[Any, ...]
 
 
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """``items`` in slices small enough for one ``IN (?, ...)`` list on either backend."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class Tx(Protocol):
     """One open transaction."""
 
