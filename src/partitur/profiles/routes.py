@@ -138,16 +138,14 @@ async def unmerge_profile(request: Request) -> Response:
     if merge_id is not None and not isinstance(merge_id, int):
         raise InvalidInput("'merge' must be an integer id from the identity log")
 
-    def run() -> dict[str, Any]:
-        from partitur.worker.processor import Processor
+    settings = services.settings
 
+    def run() -> dict[str, Any]:
         with services.db.transaction() as tx:
             lock_identity(services.db, tx)
-            processor = Processor(services.db, services.events, services.settings,
-                                  services.clock)
             live, _ = _live(tx, request.path_params["id"])
-            return unmerge(tx, services.events, live, merge_id, processor.rules,
-                           dict(processor.trait_rules), services.clock.now_us())
+            return unmerge(tx, services.events, live, merge_id, rules_from(settings),
+                           dict(settings.trait_survivorship), services.clock.now_us())
 
     return api.json(await asyncio.to_thread(run))
 
