@@ -376,7 +376,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=200_000, help="processing: events preloaded")
     p.add_argument("--batch", type=int, default=100, help="events per request")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
-    p.add_argument("--connections", type=int, default=8, help="connections per generator")
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="connections per generator (many clients: the group commit serves them together)",
+    )
     p.add_argument("--population", type=int, default=200_000, help="distinct people")
     p.add_argument(
         "--setting",

@@ -93,10 +93,15 @@ async def health(request: Request) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
+    from partitur.analytics.routes import routes as analytics_routes
     from partitur.auth.routes import routes as auth_routes
+    from partitur.channels.routes import routes as channel_routes
+    from partitur.journeys.routes import routes as journey_routes
     from partitur.plan.routes import routes as plan_routes
     from partitur.privacy.routes import routes as privacy_routes
     from partitur.profiles.routes import routes as profile_routes
+    from partitur.segments.routes import routes as segment_routes
+    from partitur.templates.routes import routes as template_routes
 
     return [
         Route("/health", health, methods=["GET"]),
@@ -105,6 +110,11 @@ def all_routes() -> list[BaseRoute]:
         *plan_routes(),
         *profile_routes(),
         *privacy_routes(),
+        *template_routes(),
+        *channel_routes(),
+        *segment_routes(),
+        *journey_routes(),
+        *analytics_routes(),
     ]
 
 
@@ -146,17 +156,50 @@ def create_app(
         if worker is not None:
             worker.start()
         svc.extra["worker"] = worker
+        dispatcher = None
+        if run_workers and svc.settings.dispatcher_enabled:
+            from partitur.channels import Dispatcher
+
+            dispatcher = Dispatcher(svc, transports=svc.extra.get("transports"))
+            dispatcher.start()
+        svc.extra["dispatcher"] = dispatcher
+        segment_runner = None
+        if run_workers:
+            from partitur.segments import SegmentRunner
+
+            segment_runner = SegmentRunner(svc)
+            segment_runner.start()
+        svc.extra["segment_runner"] = segment_runner
+        journey_runner = None
+        if run_workers:
+            from partitur.journeys import JourneyRunner
+
+            journey_runner = JourneyRunner(svc.extra["journeys"])
+            journey_runner.start()
+        svc.extra["journey_runner"] = journey_runner
+        analytics = svc.extra["analytics"]
+        if run_workers and svc.settings.analytics_enabled:
+            analytics.start()
         housekeeping = asyncio.create_task(_maintenance(svc))
         try:
             yield
         finally:
             housekeeping.cancel()
+            analytics.stop()
+            if journey_runner is not None:
+                journey_runner.stop()
+            if segment_runner is not None:
+                segment_runner.stop()
+            if dispatcher is not None:
+                dispatcher.stop()
             svc.committer.stop()
             if worker is not None:
                 worker.stop()
 
+    from partitur.journeys.clockroute import routes as clock_routes
+
     app = Starlette(
-        routes=all_routes(),
+        routes=[*all_routes(), *clock_routes(svc)],
         lifespan=lifespan,
         exception_handlers={
             PartiturError: _partitur_error,

@@ -75,7 +75,7 @@ def serve(
     help="Only this range of partitions (PostgreSQL; default: all).",
 )
 def worker(data_dir: Path | None, database_url: str | None, parts: str | None) -> None:
-    """Run the identity and profile worker on its own (no HTTP server)."""
+    """Run the profile worker and the outbox dispatcher on their own (no HTTP server)."""
     import signal
     import threading
 
@@ -94,15 +94,38 @@ def worker(data_dir: Path | None, database_url: str | None, parts: str | None) -
             raise InvalidInput("--parts expects LO:HI with LO < HI, e.g. 0:128")
         span = (int(lo), int(hi))
     runner = ProfileWorker(services, parts=span)
+    dispatcher = None
+    if services.settings.dispatcher_enabled:
+        from partitur.channels import Dispatcher
+
+        dispatcher = Dispatcher(services)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from partitur.segments import SegmentRunner
+
+    segment_runner = SegmentRunner(services)
+    from partitur.journeys import JourneyRunner
+
+    journey_runner = JourneyRunner(services.extra["journeys"])
     runner.start()
+    segment_runner.start()
+    journey_runner.start()
+    if dispatcher is not None:
+        dispatcher.start()
+    analytics = services.extra["analytics"]
+    if services.settings.analytics_enabled:
+        analytics.start()  # the Parquet projector; it locks its directory, so one at a time
     click.echo(f"worker running on {services.db.dialect}; partitions {parts or 'all'}")
     while not stop.wait(5.0):
         with services.db.read() as tx:
             backlog = services.events.backlog(tx)
         logging.getLogger("partitur.worker").debug("backlog %d", backlog)
+    analytics.stop()
+    if dispatcher is not None:
+        dispatcher.stop()
+    journey_runner.stop()
+    segment_runner.stop()
     runner.stop()
     services.close()
 
@@ -238,11 +261,21 @@ def settings_cmd(markdown: bool, data_dir: Path | None) -> None:
 
 
 def _register_extensions() -> None:
+    from partitur.analytics.cli import analytics
+    from partitur.channels.cli import deliveries
+    from partitur.journeys.cli import journeys
     from partitur.plan.cli import plan
     from partitur.privacy.cli import privacy
+    from partitur.segments.cli import segments
+    from partitur.templates.cli import templates
 
     main.add_command(plan)
     main.add_command(privacy)
+    main.add_command(segments)
+    main.add_command(templates)
+    main.add_command(deliveries)
+    main.add_command(journeys)
+    main.add_command(analytics)
 
 
 _register_extensions()

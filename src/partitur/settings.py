@@ -56,7 +56,10 @@ class Settings(BaseModel):
         "limit, set with `partitur sources set`, wins.",
     )
     dedup_hours: int = Field(
-        168, description="How long a `messageId` is remembered for de-duplication (>= 24)."
+        24,
+        description="How long a `messageId` is remembered for de-duplication (>= 24). "
+        "The embedded store keeps the window's ids in memory, 16 bytes each (about 140 MB "
+        "for 100 events/s around the clock with 24 h); PostgreSQL keeps them in a table.",
     )
     commit_max_events: int = Field(
         20_000, description="Most events written in one group commit."
@@ -104,6 +107,160 @@ class Settings(BaseModel):
     )
     clock: str = Field("system", description="`system`, or `manual` for tests and demos.")
 
+    # -- channels ---------------------------------------------------------------------------
+    public_url: str | None = Field(
+        None,
+        description="Base URL people reach this server at, for links in messages (unsubscribe). "
+        "Unset: `http://<host>:<port>`.",
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="SMTP server for email: `smtp://user:pass@host:587` (STARTTLS when "
+        "offered; `?starttls=always|never`), `smtps://…:465` (TLS), `?cafile=`, "
+        "`?verify=false`. Unset: email deliveries fail with that reason.",
+    )
+    smtp_from: str | None = Field(
+        None, description='Sender of email, e.g. `"Acme <news@acme.example>"`.'
+    )
+    smtp_timeout: float = Field(30.0, description="Seconds an SMTP exchange may take.")
+    smtp_connections: int = Field(2, description="SMTP connections kept open and used at once.")
+    sms_url: str | None = Field(
+        None,
+        description="Base URL of a Twilio-shaped SMS API (`https://api.twilio.com`). Unset: "
+        "SMS deliveries fail with that reason.",
+    )
+    sms_account_sid: str | None = Field(None, description="SMS API account SID (Basic user).")
+    sms_auth_token: str | None = Field(None, description="SMS API auth token (Basic password).")
+    sms_from: str | None = Field(
+        None, description="Sender number (E.164) or messaging service SID (`MG…`) for SMS."
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="Key of the `X-Partitur-Signature` HMAC-SHA256 on webhook requests. "
+        "Unset: webhooks are sent unsigned.",
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds a webhook or SMS request may take.")
+    http_concurrency: int = Field(
+        16, description="Most webhook requests, and most SMS requests, in flight at once."
+    )
+    delivery_max_attempts: int = Field(
+        8,
+        description="Attempts per message before a retryable failure becomes `dead` "
+        "(dead-letter list).",
+    )
+    delivery_retry_base: float = Field(
+        5.0, description="Seconds before the first retry; doubles each attempt, with jitter."
+    )
+    delivery_retry_max: float = Field(3600.0, description="Longest wait between two attempts.")
+    delivery_lease_seconds: float = Field(
+        60.0,
+        description="How long a message may stay `sending` before another dispatcher takes "
+        "it over and sends it again with the same idempotency key.",
+    )
+    dispatcher_enabled: bool = Field(
+        True, description="Run the outbox dispatcher inside `partitur serve` and `worker`."
+    )
+    dispatcher_batch: int = Field(200, description="Most messages claimed at once.")
+    dispatcher_concurrency: int = Field(32, description="Most messages in flight at once.")
+    frequency_caps: dict[str, str] = Field(
+        {},
+        description='Per channel, most marketing messages per person per window, e.g. '
+        '`{email = "1/1d", sms = "2/7d"}`; over the cap: suppressed.',
+    )
+    quiet_hours: str | None = Field(
+        None,
+        description="Local time range with no marketing messages, e.g. `21:00-08:00`, in the "
+        "person's time zone (trait `timezone`, else the event's `context.timezone`).",
+    )
+    quiet_hours_policy: Literal["defer", "skip"] = Field(
+        "defer",
+        description="In quiet hours: `defer` to their end, or `skip` (suppressed).",
+    )
+    default_timezone: str = Field(
+        "UTC", description="Time zone for people whose own is unknown (IANA name)."
+    )
+    channel_rate_limits: dict[str, float] = Field(
+        {}, description='Per channel, most messages sent per second, e.g. `{sms = 10}`.'
+    )
+    consent_purposes: dict[str, str] = Field(
+        {"email": "marketing_email", "sms": "sms"},
+        description="Per channel, the consent purpose a marketing message needs (granted "
+        "explicitly); channels not listed need none.",
+    )
+    unsubscribe_secret: str | None = Field(
+        None,
+        description="Key that signs unsubscribe links. Unset: one is generated and kept in "
+        "the store.",
+    )
+    segments_tick_seconds: float = Field(
+        1.0,
+        description="How often the segment runner looks for memberships due to change by time "
+        "passing (and for backfill work), in seconds.",
+    )
+    segments_batch: int = Field(
+        500,
+        description="People evaluated per transaction by segment backfills and due changes.",
+    )
+
+    journeys_tick_seconds: float = Field(
+        0.5,
+        description="How often the journey timer runner reads the due index (it also sleeps "
+        "until the earliest wake time it knows of), in seconds.",
+    )
+    journeys_lookahead_seconds: float = Field(
+        300.0,
+        description="How far ahead the timer runner keeps wake times in memory, in seconds.",
+    )
+    journeys_batch: int = Field(
+        500, description="Due journey instances claimed per transaction by the timer runner."
+    )
+    journeys_schedule_max: int = Field(
+        100_000,
+        description="Most segment members a scheduled journey enters at one firing.",
+    )
+    journeys_test_address: str | None = Field(
+        None,
+        description="Default address (email) or number (SMS) that journey test runs send to "
+        "when the request names none.",
+    )
+
+    analytics_dir: Path | None = Field(
+        None,
+        description="Directory of the analytics Parquet files (`manifest.json`, `events/`). "
+        "Unset: `analytics` in the data directory.",
+    )
+    analytics_enabled: bool = Field(
+        True,
+        description="Run the analytics projector (event log to Parquet) inside `partitur serve` "
+        "and `partitur worker`.",
+    )
+    analytics_flush_seconds: float = Field(
+        1.0, description="How often the projector writes newly processed events to Parquet."
+    )
+    analytics_batch: int = Field(
+        50_000, description="Most events the projector writes to one new Parquet file."
+    )
+    analytics_compact_seconds: float = Field(
+        60.0,
+        description="How often small Parquet files are merged into larger ones (also when 32 "
+        "small files wait).",
+    )
+    analytics_file_rows: int = Field(
+        1_000_000, description="Rows a compacted Parquet file grows to."
+    )
+    analytics_query_timeout: float = Field(
+        30.0, description="Seconds an analytics query may run before it is cancelled."
+    )
+    analytics_threads: int = Field(
+        2, description="DuckDB threads per analytics query."
+    )
+    analytics_concurrency: int = Field(
+        2, description="Analytics queries run at once (more wait their turn)."
+    )
+    analytics_memory_limit: str = Field(
+        "2GB", description="DuckDB memory limit for analytics queries (spills to disk beyond)."
+    )
+
     @property
     def is_postgres(self) -> bool:
         return bool(self.database_url)
@@ -111,6 +268,10 @@ class Settings(BaseModel):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "partitur.db"
+
+    @property
+    def analytics_path(self) -> Path:
+        return self.analytics_dir or self.data_dir / "analytics"
 
 
 def _coerce_env(name: str, raw: str) -> Any:

@@ -65,7 +65,7 @@ def test_erase_by_email_leaves_no_trace_anywhere(
         "profile": erins[0], "profiles_erased": 2, "events_erased": 5,
         "queued_events_erased": 0, "identifiers_erased": 5, "pending_identifiers": 0,
         "identity_log_erased": r.json()["identity_log_erased"], "rejected_events_erased": 3,
-        "suppressed_hashes": 5,
+        "deliveries_erased": 0, "web_messages_erased": 0, "suppressed_hashes": 5,
     }
     assert r.json()["identity_log_erased"] >= 6  # created twice, linked five times, merged
 
@@ -237,3 +237,33 @@ def test_bad_erasure_requests_are_refused_clearly(
     r = client.post("/api/v1/privacy/erase", json={"type": "email", "value": "a@b.c"})
     assert r.status_code == 401
     assert count(services, "SELECT COUNT(*) FROM audit_log") == 0  # nothing was asked for
+
+
+def test_erasure_takes_their_messages_and_export_shows_them(
+    client: TestClient, services: Services, write_key: str, admin: dict[str, str], settle: Any
+) -> None:
+    from partitur.channels.outbox import OutboundMessage, enqueue
+
+    erin(client, write_key)
+    bob(client, write_key)
+    settle()
+    [erin_id] = profile_ids(client, admin, "email", "erin@example.com")[:1]
+    [bob_id] = profile_ids(client, admin, "email", "bob@example.com")[:1]
+    now = services.clock.now_us()
+    with services.db.transaction() as tx:
+        enqueue(tx, [
+            OutboundMessage(key="welcome:erin", profile_id=erin_id, channel="email",
+                            template={"subject": "Hi {{ profile.traits.name }}", "text": "Hi"}),
+            OutboundMessage(key="welcome:bob", profile_id=bob_id, channel="email",
+                            template={"subject": "Hi", "text": "Hi"}),
+        ], now)
+    exported = client.get("/api/v1/privacy/export", headers=admin,
+                          params={"type": "email", "value": "erin@example.com"}).json()
+    assert [d["key"] for d in exported["deliveries"]] == ["welcome:erin"]
+    assert exported["deliveries"][0]["channel"] == "email"
+
+    r = erase(client, admin, "email", "erin@example.com")
+    assert r.status_code == 200 and r.json()["deliveries_erased"] == 1
+    with services.db.read() as tx:
+        left = tx.execute("SELECT key FROM outbox ORDER BY key")
+    assert [row[0] for row in left] == ["welcome:bob"]

@@ -97,3 +97,29 @@ def test_erasures_after_the_first_check_are_seen_by_the_next(
     with services.db.transaction() as tx:
         assert check(tx, [second]) == 3
     assert second.rows == []
+
+
+def test_the_server_keeps_erased_people_out_of_the_log_and_the_rejected_store(
+    client: TestClient, services: Services, write_key: str, admin: dict[str, str], settle: Any
+) -> None:
+    erin(client, write_key)
+    settle()
+    erase = {"type": "user_id", "value": "erin-42"}
+    assert client.post("/api/v1/privacy/erase", json=erase, headers=admin).status_code == 200
+    services.plan.apply_yaml(SHOP_PLAN)
+    services.keys.update_source("web", plan_policy={"unplanned_events": "block"})
+    with services.db.read() as tx:
+        before = tx.one("SELECT MAX(seq) FROM events")
+    send(client, write_key,
+         {"type": "track", "userId": "erin-42", "event": "Order Completed",
+          "properties": {"order_id": "o-1"}},
+         {"type": "track", "userId": "erin-42", "event": "Unplanned Thing"},
+         {"type": "track", "userId": "bob-7", "event": "Unplanned Thing"},
+         {"type": "track", "userId": "bob-7", "event": "Order Completed",
+          "properties": {"order_id": "o-2"}})
+    with services.db.read() as tx:
+        logged = tx.execute("SELECT user_id FROM events WHERE seq > ?",
+                            (before[0] if before and before[0] else 0,))
+        rejected = tx.execute("SELECT body FROM rejected_events")
+    assert [r[0] for r in logged] == ["bob-7"]
+    assert len(rejected) == 1 and "erin-42" not in rejected[0][0]

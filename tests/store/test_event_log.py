@@ -116,3 +116,27 @@ def test_postgres_event_log_is_partitioned_by_month(services: Services) -> None:
         )
     assert found is not None and found[0].endswith("events_2030_06")
     assert services.events.ensure_partitions(datetime(2030, 5, 17, tzinfo=UTC)) == []
+
+
+def test_postgres_rebuilds_lost_message_ids_from_the_log(services: Services) -> None:
+    """``message_ids`` is unlogged on PostgreSQL: a crash of the database server empties it
+    (and ``dedup_state`` with it). The next append notices and rebuilds the window."""
+    if services.db.dialect != "postgres":
+        pytest.skip("SQLite keeps recent ids in memory, rebuilt from the log at start")
+    now = services.clock.now_us()
+    with services.db.transaction() as tx:
+        assert services.events.append(tx, [row("a", now), row("b", now)]) == 2
+    with services.db.transaction() as tx:  # what crash recovery does to unlogged tables
+        tx.execute("TRUNCATE message_ids, dedup_state")
+    with services.db.transaction() as tx:
+        assert services.events.append(tx, [row("a", now), row("c", now)]) == 1
+    with services.db.read() as tx:
+        assert services.events.count(tx) == 3
+        ids = tx.execute("SELECT message_id FROM message_ids ORDER BY message_id")
+        assert [r[0] for r in ids] == ["a", "b", "c"]
+        persistence = tx.execute(
+            "SELECT relname, relpersistence FROM pg_class WHERE relname IN "
+            "('message_ids', 'dedup_state', 'events') "
+            "AND relnamespace = current_schema()::regnamespace ORDER BY relname"
+        )
+    assert persistence == [("dedup_state", "u"), ("events", "p"), ("message_ids", "u")]

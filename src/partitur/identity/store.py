@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from partitur.store.db import Tx, chunks
+from partitur.store.db import BulkInsert, Tx, chunks, select_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +24,42 @@ class LogEntry:
 
 def owners(tx: Tx, keys: Sequence[str]) -> dict[str, str]:
     """identifier key -> profile id, for the keys that exist."""
-    out: dict[str, str] = {}
-    for chunk in chunks(list(keys)):
-        marks = ",".join("?" * len(chunk))
-        for key, profile in tx.execute(
-            f"SELECT key, profile_id FROM identifiers WHERE key IN ({marks})", chunk
-        ):
-            out[key] = profile
-    return out
+    rows = select_in(tx, "SELECT key, profile_id FROM identifiers WHERE key IN (?...)",
+                     list(keys), "text")
+    return {key: profile for key, profile in rows}
 
 
 def members(tx: Tx, profile_ids: Sequence[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {p: set() for p in profile_ids}
-    for chunk in chunks(list(profile_ids)):
-        marks = ",".join("?" * len(chunk))
-        for key, profile in tx.execute(
-            f"SELECT key, profile_id FROM identifiers WHERE profile_id IN ({marks})", chunk
-        ):
-            out.setdefault(profile, set()).add(key)
+    rows = select_in(tx, "SELECT key, profile_id FROM identifiers WHERE profile_id IN (?...)",
+                     list(profile_ids), "text")
+    for key, profile in rows:
+        out.setdefault(profile, set()).add(key)
     return out
+
+
+def owners_and_members(
+    tx: Tx, keys: Sequence[str]
+) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """:func:`owners` of ``keys`` and :func:`members` of those owners, in one statement."""
+    rows = select_in(
+        tx,
+        "SELECT key, profile_id FROM identifiers WHERE profile_id IN "
+        "(SELECT profile_id FROM identifiers WHERE key IN (?...))",
+        list(keys),
+        "text",
+    )
+    wanted = set(keys)
+    owner: dict[str, str] = {}
+    held: dict[str, set[str]] = {}
+    for key, profile in rows:
+        found = held.get(profile)
+        if found is None:
+            found = held[profile] = set()
+        found.add(key)
+        if key in wanted:
+            owner[key] = profile
+    return owner, held
 
 
 def identifiers_of(tx: Tx, profile_id: str) -> list[tuple[str, str, int, int | None]]:
@@ -55,14 +72,17 @@ def identifiers_of(tx: Tx, profile_id: str) -> list[tuple[str, str, int, int | N
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+_ADD = BulkInsert(
+    "identifiers",
+    [("key", "text"), ("id_type", "text"), ("id_value", "text"), ("profile_id", "text"),
+     ("first_seen", "bigint"), ("event_seq", "bigint")],
+    "ON CONFLICT (key) DO UPDATE SET profile_id = excluded.profile_id",
+)
+
+
 def add(tx: Tx, rows: Sequence[tuple[str, str, str, str, int, int | None]]) -> None:
-    """rows: (key, type, value, profile_id, first_seen, event_seq)."""
-    tx.executemany(
-        "INSERT INTO identifiers (key, id_type, id_value, profile_id, first_seen, event_seq) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET profile_id = "
-        "excluded.profile_id",
-        rows,
-    )
+    """rows: (key, type, value, profile_id, first_seen, event_seq); keys distinct."""
+    _ADD.run(tx, rows)
 
 
 def move(tx: Tx, from_profile: str, to_profile: str) -> None:
@@ -79,13 +99,21 @@ def move_keys(tx: Tx, keys: Sequence[str], to_profile: str) -> None:
         )
 
 
+_LOG = BulkInsert(
+    "identity_log",
+    [("at", "bigint"), ("kind", "text"), ("profile_id", "text"), ("other_profile", "text"),
+     ("id_type", "text"), ("id_value", "text"), ("event_seq", "bigint"),
+     ("message_id", "text"), ("detail", "text")],
+    ordered=True,
+)
+
+
 def append_log(tx: Tx, entries: Sequence[LogEntry], at: int) -> None:
-    tx.executemany(
-        "INSERT INTO identity_log (at, kind, profile_id, other_profile, id_type, id_value, "
-        "event_seq, message_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _LOG.run(
+        tx,
         [
             (at, e.kind, e.profile_id, e.other_profile, e.id_type, e.id_value, e.event_seq,
-             e.message_id, json.dumps(e.detail))
+             e.message_id, json.dumps(e.detail) if e.detail else "{}")
             for e in entries
         ],
     )

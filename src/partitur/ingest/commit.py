@@ -25,6 +25,9 @@ from partitur.store.events import EventLog
 log = logging.getLogger("partitur.ingest")
 
 RejectedWriter = Callable[[Tx, Sequence[tuple[Any, ...]]], None]
+# Removes, in place, the rows and rejected records of erased people from the requests' items
+# (``privacy.SuppressionCheck``); returns how many it removed.
+SuppressionFilter = Callable[[Tx, Sequence[Any]], int]
 
 
 @dataclass(slots=True)
@@ -49,6 +52,7 @@ class GroupCommitter:
         log_: EventLog,
         *,
         write_rejected: RejectedWriter | None = None,
+        drop_suppressed: SuppressionFilter | None = None,
         max_events: int = 20_000,
         on_commit: Callable[[], None] | None = None,
         switch_interval: float | None = 0.0005,
@@ -57,6 +61,7 @@ class GroupCommitter:
         self.db = db
         self.log = log_
         self.write_rejected = write_rejected
+        self.drop_suppressed = drop_suppressed
         self.max_events = max_events
         self.on_commit = on_commit
         # SQLite has one writer at a time whatever we do; PostgreSQL commits several groups at
@@ -150,6 +155,9 @@ class GroupCommitter:
     def _commit(self, items: list[_Item]) -> None:
         try:
             with self.db.transaction() as tx:
+                if self.drop_suppressed is not None:
+                    # Erased people stay out: neither the log nor the rejected store sees them.
+                    self.drop_suppressed(tx, items)
                 # One append for the whole group: a few statements per commit rather than a
                 # few per request, whatever the number of requests waiting.
                 counts = self.log.append_groups(tx, [item.rows for item in items])

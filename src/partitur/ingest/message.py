@@ -27,6 +27,11 @@ CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
 CallType = Literal["track", "identify", "page", "screen", "group", "alias"]
 Id = str | int | float
+# A JSON object as the raw bytes it arrived as, or None when absent; read it with obj(). (msgspec
+# cannot put Raw in a union: the default None is never decoded, only given when the key is
+# missing; after obj() or a writer has replaced it, the value is a dict.)
+Obj = msgspec.Raw
+_NONE: Any = None
 
 
 class Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True):
@@ -39,10 +44,13 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown
     event: str | None = None
     name: str | None = None
     category: str | None = None
-    properties: dict[str, Any] | None = None
-    traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    integrations: dict[str, Any] | None = None
+    # Objects are kept as the raw JSON they arrived as (checked to be objects by
+    # :func:`check_objects`) and decoded only where something reads them (:func:`obj`): the
+    # log stores them as sent, and most events need nothing from them on the way in.
+    properties: Obj = _NONE
+    traits: Obj = _NONE
+    context: Obj = _NONE
+    integrations: Obj = _NONE
     timestamp: datetime | None = None
     original_timestamp: datetime | None = None
     sent_at: datetime | None = None
@@ -54,9 +62,9 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown
     rudder_id: str | None = None
     request_ip: str | None = msgspec.field(default=None, name="request_ip")
     action: str | None = None
-    user_properties: dict[str, Any] | None = None
-    destination_props: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = msgspec.field(default=None, name="_metadata")
+    user_properties: Obj = _NONE
+    destination_props: Obj = _NONE
+    metadata: Obj = msgspec.field(default=_NONE, name="_metadata")
     # Written by Partitur on the way in: source, flags, tracking-plan violations.
     partitur: dict[str, Any] | None = msgspec.field(default=None, name="_partitur")
 
@@ -103,6 +111,38 @@ class SpecError(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+OBJECT_FIELDS = (
+    ("properties", "properties"), ("traits", "traits"), ("context", "context"),
+    ("integrations", "integrations"), ("userProperties", "user_properties"),
+    ("destinationProps", "destination_props"), ("_metadata", "metadata"),
+)
+_DECODE_OBJ = msgspec.json.Decoder(dict[str, Any])
+
+
+def check_objects(msg: Message) -> None:
+    """The raw object fields hold objects (or ``null``, which becomes None)."""
+    for field, attr in OBJECT_FIELDS:
+        raw = getattr(msg, attr)
+        if raw is None or type(raw) is not msgspec.Raw:
+            continue
+        first = memoryview(raw)[0]
+        if first == 123:  # "{"
+            continue
+        if first == 110:  # "n": the only valid JSON value that starts so is null
+            setattr(msg, attr, None)
+            continue
+        raise SpecError(field, f"'{field}' must be an object")
+
+
+def obj(msg: Message, attr: str) -> dict[str, Any] | None:
+    """The object field ``attr`` as a dict (decoded once, then kept on the message)."""
+    value = getattr(msg, attr)
+    if type(value) is msgspec.Raw:
+        value = _DECODE_OBJ.decode(value)
+        setattr(msg, attr, value)
+    return value  # type: ignore[no-any-return]
 
 
 def as_id(value: Id | None) -> str | None:

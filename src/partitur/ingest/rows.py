@@ -25,7 +25,15 @@ import msgspec
 
 from partitur.clock import from_us, to_us
 from partitur.errors import InvalidInput, PayloadTooLarge
-from partitur.ingest.message import Decoded, Message, SpecError, as_id, check_call
+from partitur.ingest.message import (
+    Decoded,
+    Message,
+    SpecError,
+    as_id,
+    check_call,
+    check_objects,
+    obj,
+)
 
 if TYPE_CHECKING:
     from partitur.ingest.decode import Limits
@@ -93,6 +101,7 @@ def to_rows(
             msg.group_id = as_id(msg.group_id)
         try:
             check_call(msg, call)
+            check_objects(msg)
         except SpecError as exc:
             raise _refuse(index, call, exc.field, exc.message) from None
         message_id = as_id(msg.message_id) or str(uuid.uuid4())
@@ -102,9 +111,10 @@ def to_rows(
 
         msg.write_key = msg.project_id = None  # credentials never go into the log
         if base_context is not None:
-            msg.context = _merge(base_context, msg.context)
+            msg.context = _merge(base_context, obj(msg, "context"))  # type: ignore[assignment]
         if base_integrations is not None:
-            msg.integrations = _merge(base_integrations, msg.integrations)
+            merged = _merge(base_integrations, obj(msg, "integrations"))
+            msg.integrations = merged  # type: ignore[assignment]
 
         original = as_sent.original_timestamp or as_sent.timestamp
         if original is None:
@@ -150,6 +160,10 @@ def to_rows(
                 continue
             if changed:  # the plan stamped violations or omitted properties
                 body = _encode(msg, extra)
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:  # inside an object kept raw: only now is it looked at
+            raise _refuse(index, call, "$", "the event is not valid UTF-8") from None
         route = anonymous_id or user_id or msg.previous_id or ""
         rows.append(
             (
@@ -162,7 +176,7 @@ def to_rows(
                 ts,
                 received_us,
                 zlib.crc32(route.encode()) % partitions,
-                body.decode(),
+                text,
             )
         )
     return rows, rejected

@@ -18,6 +18,7 @@ import jsonschema_rs
 import msgspec
 
 from partitur.clock import to_us
+from partitur.ingest.message import obj
 from partitur.plan.model import VALIDATOR_OPTIONS, Planned, TrackingPlan
 from partitur.plan.policy import DONE
 
@@ -105,7 +106,7 @@ def inspect(
         found = [_violation("unplanned_event", "event",
                             f"event '{event}' is not in the tracking plan", action)]
         return _outcome(plan, source_id, msg, field, found, [])
-    data = getattr(msg, field) or {}
+    data = obj(msg, field) or {}
     declared = check.declared
     if (declared is None or declared.issuperset(data)) and check.validator.is_valid(data):
         return _KEEP  # the common case: one set check and one validation in Rust
@@ -154,7 +155,7 @@ def _outcome(
     msg.partitur = meta
     body = _ENCODER.encode(msg).decode()  # as received, with what was found
     if omit and not blocked:
-        setattr(msg, field, {k: v for k, v in getattr(msg, field).items() if k not in omit})
+        setattr(msg, field, {k: v for k, v in (obj(msg, field) or {}).items() if k not in omit})
     outcome = "blocked" if blocked else (
         "flagged" if any(v["action"] == "flagged" for v in found) else "omitted")
     received = to_us(msg.received_at) if msg.received_at is not None else 0

@@ -5,7 +5,8 @@ their identifiers (``events``, ``event_queue``), their profile and every profile
 it (``profiles``), the timeline (``profile_events``), the trait index (``profile_traits``),
 their identifiers (``identifiers``), the identity log entries about them (``identity_log``)
 and the rejected-store copies of events that carry their identifiers (``rejected_events``,
-with their rows in ``plan_violations``).
+with their rows in ``plan_violations``), and their rows in the analytics Parquet files
+(recorded here, rewritten by :func:`partitur.analytics.apply_erasures` after the commit).
 What stays: a SHA-256 hash of each of their identifiers (``suppressions``), so that the
 worker deletes events that still arrive from them instead of building a profile again, and
 an audit record with counts and hashes only.
@@ -19,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from partitur.analytics.hook import record_erasure
+from partitur.channels.privacy import erase_deliveries
 from partitur.errors import NotFound
 from partitur.identity.extract import Identifier, IdentityRules, identifier_hash
 from partitur.privacy.find import (
@@ -70,9 +73,20 @@ def erase(
     _delete_in(tx, "identifiers", "profile_id", profiles)
     _delete_in(tx, "identity_log", "id", log_ids)
     _delete_in(tx, "profiles", "id", profiles)
+    # Segment memberships, due times and entry/exit history (which keeps trait values seen).
+    _delete_in(tx, "segment_members", "profile_id", profiles)
+    _delete_in(tx, "segment_due", "profile_id", profiles)
+    _delete_in(tx, "segment_history", "profile_id", profiles)
+    # Their journey instances (with the trigger event they keep) and paths (values seen).
+    _delete_in(tx, "journey_instances", "profile_id", profiles)
+    _delete_in(tx, "journey_path", "profile_id", profiles)
     _delete_in(tx, "rejected_events", "id", rejected)
     # Their violations' summary rows (no personal data, but counted for nobody any more).
     _delete_in(tx, "plan_violations", "message_id", [row[1] for row, _ in rejected_rows])
+    # Their messages: the outbox (addresses, rendered variables) and web messages.
+    deliveries = erase_deliveries(tx, profiles)
+    # Analytics: their events not yet in Parquet go; the files lose them after the commit.
+    record_erasure(tx, profiles, seqs, now_us)
     hashes = suppress(tx, person.every_identifier, now_us)
     return {
         "profile": person.live,
@@ -83,5 +97,6 @@ def erase(
         "pending_identifiers": len(person.pending),
         "identity_log_erased": len(log_ids),
         "rejected_events_erased": len(rejected),
+        **deliveries,
         "suppressed_hashes": len(hashes),
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from partitur.channels.outbox import STATUS_COLUMNS, STATUS_FROM, status_json
 from partitur.clock import iso
 from partitur.errors import NotFound
 from partitur.identity import store as graph_store
@@ -21,7 +22,8 @@ from partitur.privacy.find import (
 )
 from partitur.profiles import store as profile_store
 from partitur.profiles.view import profile_json
-from partitur.store.db import Tx
+from partitur.segments.service import SegmentService
+from partitur.store.db import Tx, chunks
 from partitur.store.events import EventLog
 
 _DEC = msgspec.json.Decoder()
@@ -99,6 +101,11 @@ def export(
             {**body, "seq": row[0]} for row, body in queued if row[0] not in timeline
         ],
         "identity_log": _identity_log(tx, identity_log_ids(tx, person)),
+        "deliveries": _deliveries(tx, list(person.profiles)),
+        "segments": (
+            SegmentService.of_profile(tx, person.live, history_limit=100_000)
+            if person.live is not None else None
+        ),
         "rejected_events": [
             {"id": r[0], "received_at": iso(r[1]), "source": r[2],
              "source_name": names.get(r[2]), "type": r[3], "event": r[4],
@@ -107,3 +114,19 @@ def export(
             for r, body in rejected
         ],
     }
+
+
+def _deliveries(tx: Tx, profiles: list[str]) -> list[dict[str, Any]]:
+    """Every message held for them (journey sends, their status and reason), oldest first."""
+    out: list[dict[str, Any]] = []
+    for chunk in chunks(profiles):
+        marks = ",".join("?" * len(chunk))
+        out.extend(
+            status_json(row)
+            for row in tx.execute(
+                f"SELECT {STATUS_COLUMNS} FROM {STATUS_FROM} "
+                f"WHERE o.profile_id IN ({marks}) ORDER BY o.created_at, o.key",
+                chunk,
+            )
+        )
+    return out

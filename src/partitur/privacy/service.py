@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from partitur.analytics import apply_erasures
 from partitur.errors import NotFound
 from partitur.identity.extract import Identifier, identifier_hash
 from partitur.privacy import audit, consent
@@ -42,6 +43,7 @@ def erase_person(services: Services, kind: Any, value: Any, actor: str) -> dict[
     except NotFound:
         _missed(services, "erase", actor, subject)
         raise
+    apply_erasures(services)  # the analytics Parquet files (recorded in the transaction)
     return summary
 
 

@@ -18,6 +18,7 @@ against the table, and only then are the rows looked at one by one.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -48,7 +49,8 @@ def _prefix(digest: str) -> int:
 class SuppressionCheck:
     """``check(tx, batches)`` removes the rows and rejected records that carry a suppressed
     identifier from each batch, in place, and returns how many it removed. One instance per
-    process (``dialect``: the store's); it is called from the single group-commit thread."""
+    process (``dialect``: the store's), shared by the group-commit threads (one on SQLite, two
+    on PostgreSQL), which take turns with its in-memory state."""
 
     def __init__(self, rules: IdentityRules, dialect: str) -> None:
         self.rules = rules
@@ -59,6 +61,7 @@ class SuppressionCheck:
         # Per column, the raw values already judged, and those whose hash prefix is held.
         self._judged: dict[str, set[str]] = {kind: set() for kind in _COLUMNS}
         self._held: dict[str, set[str]] = {kind: set() for kind in _COLUMNS}
+        self._lock = threading.Lock()
 
     def refresh(self, tx: Tx) -> bool:
         """Load suppressions added since last time; False when there are none at all."""
@@ -105,6 +108,10 @@ class SuppressionCheck:
         return keys
 
     def __call__(self, tx: Tx, batches: Sequence[Batch]) -> int:
+        with self._lock:
+            return self._check(tx, batches)
+
+    def _check(self, tx: Tx, batches: Sequence[Batch]) -> int:
         if not self.refresh(tx):
             return 0
         candidates: set[str] = set()

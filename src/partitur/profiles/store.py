@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from partitur.profiles.state import ProfileState
-from partitur.store.db import Tx, chunks
+from partitur.store.db import BulkInsert, Tx, select_in
 
 _COLS = (
     "id, part, created_at, updated_at, first_seen, last_seen, event_count, traits, trait_meta, "
@@ -35,12 +35,18 @@ def _row_to_state(row: Sequence[Any]) -> ProfileState:
 
 
 def load(tx: Tx, ids: Sequence[str]) -> dict[str, ProfileState]:
-    out: dict[str, ProfileState] = {}
-    for chunk in chunks(list(ids)):
-        marks = ",".join("?" * len(chunk))
-        for row in tx.execute(f"SELECT {_COLS} FROM profiles WHERE id IN ({marks})", chunk):
-            out[row[0]] = _row_to_state(row)
-    return out
+    return {pid: _row_to_state(row) for pid, row in load_rows(tx, ids).items()}
+
+
+def load_rows(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """The stored rows of ``ids`` (those that exist), for :func:`state_of` and comparison."""
+    rows = select_in(tx, f"SELECT {_COLS} FROM profiles WHERE id IN (?...)", list(ids), "text")
+    return {row[0]: tuple(row) for row in rows}
+
+
+def state_of(row: Sequence[Any]) -> ProfileState:
+    """The state a row of :func:`load_rows` holds."""
+    return _row_to_state(row)
 
 
 def get(tx: Tx, profile_id: str) -> ProfileState | None:
@@ -66,7 +72,28 @@ def resolve_id(tx: Tx, profile_id: str) -> tuple[str | None, bool]:
 _ENC = msgspec.json.Encoder()
 
 
+_SAVE = BulkInsert(
+    "profiles",
+    [("id", "text"), ("part", "integer"), ("created_at", "bigint"), ("updated_at", "bigint"),
+     ("first_seen", "bigint"), ("last_seen", "bigint"), ("event_count", "bigint"),
+     ("traits", "text"), ("trait_meta", "text"), ("consent", "text"), ("merged_into", "text")],
+    "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
+    "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+    "event_count = excluded.event_count, traits = excluded.traits, "
+    "trait_meta = excluded.trait_meta, consent = excluded.consent, "
+    "merged_into = excluded.merged_into",
+)
+_SAVE_TRAITS = BulkInsert(
+    "profile_traits",
+    [("profile_id", "text"), ("name", "text"), ("value", "text")],
+    "ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value",
+)
+def _json(value: dict[str, Any]) -> str:
+    return _ENC.encode(value).decode() if value else "{}"
+
+
 def save(tx: Tx, states: Iterable[ProfileState], now_us: int) -> None:
+    """Insert or update ``states`` (each profile once)."""
     rows = []
     trait_rows: list[tuple[Any, ...]] = []
     for s in states:
@@ -74,29 +101,16 @@ def save(tx: Tx, states: Iterable[ProfileState], now_us: int) -> None:
         rows.append(
             (
                 s.id, s.part, s.created_at, s.updated_at, s.first_seen, s.last_seen,
-                s.event_count, _ENC.encode(s.traits).decode(),
-                _ENC.encode(s.trait_meta).decode(), _ENC.encode(s.consent).decode(),
+                s.event_count, _json(s.traits), _json(s.trait_meta), _json(s.consent),
                 s.merged_into,
             )
         )
-        for name in s.changed_traits:
-            trait_rows.append((s.id, name, index_value(s.traits.get(name))))
-        s.changed_traits.clear()
-    tx.executemany(
-        f"INSERT INTO profiles ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
-        "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
-        "event_count = excluded.event_count, traits = excluded.traits, "
-        "trait_meta = excluded.trait_meta, consent = excluded.consent, "
-        "merged_into = excluded.merged_into",
-        rows,
-    )
-    if trait_rows:
-        tx.executemany(
-            "INSERT INTO profile_traits (profile_id, name, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value",
-            trait_rows,
-        )
+        if s.changed_traits:
+            for name in s.changed_traits:
+                trait_rows.append((s.id, name, index_value(s.traits.get(name))))
+            s.changed_traits.clear()
+    _SAVE.run(tx, rows)
+    _SAVE_TRAITS.run(tx, trait_rows)
 
 
 def index_value(value: Any) -> str | None:
@@ -117,12 +131,14 @@ def replace_traits_index(tx: Tx, state: ProfileState) -> None:
     state.changed_traits.clear()
 
 
+_TIMELINE = BulkInsert(
+    "profile_events", [("profile_id", "text"), ("ts", "bigint"), ("seq", "bigint")],
+    "ON CONFLICT DO NOTHING",
+)
+
+
 def add_timeline(tx: Tx, rows: Sequence[tuple[str, int, int]]) -> None:
-    tx.executemany(
-        "INSERT INTO profile_events (profile_id, ts, seq) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        rows,
-    )
+    _TIMELINE.run(tx, rows)
 
 
 def move_timeline(tx: Tx, from_id: str, to_id: str) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 from partitur.errors import StorageError
 
@@ -55,11 +58,15 @@ class Database(Protocol):
 
 
 class _SqliteTx:
-    __slots__ = ("_conn", "_many")
+    __slots__ = ("_conn", "_many", "after_commit", "notes")
 
     def __init__(self, conn: sqlite3.Connection, many: _MultiRow) -> None:
         self._conn = conn
         self._many = many
+        # Run, in order, once this transaction has committed (not after a rollback): how
+        # in-process caches learn of what the transaction wrote, and only if it stayed.
+        self.after_commit: list[Callable[[], None]] = []
+        self.notes: dict[str, Any] = {}  # per-transaction scratch space for those caches
 
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
         return self._conn.execute(sql, params).fetchall()
@@ -139,19 +146,19 @@ class _MultiRow:
             self._sql.clear()
             self._shapes.clear()
         head, group, tail, width, most = shape
-        for row in rows:
-            if len(row) != width:
-                raise sqlite3.ProgrammingError(
-                    f"Incorrect number of bindings supplied. The current statement uses "
-                    f"{width}, and there are {len(row)} supplied."
-                )
+        if any(len(row) != width for row in rows):
+            row = next(row for row in rows if len(row) != width)
+            raise sqlite3.ProgrammingError(
+                f"Incorrect number of bindings supplied. The current statement uses "
+                f"{width}, and there are {len(row)} supplied."
+            )
         start = 0
         for size in chunk_sizes(len(rows), most):
             key = (sql, size)
             text = self._sql.get(key)
             if text is None:
                 text = self._sql[key] = head + ",".join([group] * size) + tail
-            conn.execute(text, [value for row in rows[start : start + size] for value in row])
+            conn.execute(text, list(chain.from_iterable(rows[start : start + size])))
             start += size
         return True
 
@@ -206,12 +213,15 @@ class SqliteDatabase:
     def transaction(self) -> Iterator[_SqliteTx]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
+        tx = self._tx(conn)
         try:
-            yield self._tx(conn)
+            yield tx
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        for callback in tx.after_commit:
+            callback()
 
     @contextmanager
     def read(self) -> Iterator[_SqliteTx]:
@@ -329,3 +339,125 @@ def open_database(
     if database_url:
         return PostgresDatabase(database_url)
     return SqliteDatabase(sqlite_path, synchronous=synchronous)
+
+
+# -- set-at-a-time helpers (both dialects) ------------------------------------------------------
+_JSON_ENCODE = msgspec.json.Encoder().encode
+_HAS_JSON_EACH: dict[str, bool] = {}
+_IN_MARKER = "IN (?...)"
+_PG_IN: dict[tuple[str, str], str] = {}
+
+
+def _pg_rows(tx: _PgTx, query: str, params: Params) -> list[Row]:
+    """Run psycopg's own query text: arrays passed as ``%b`` go in binary, which spares
+    escaping every element as the text format does (slow for JSON-holding strings)."""
+    cur = tx.raw.execute(query, params)
+    return [] if cur.description is None else list(cur.fetchall())
+
+
+def _sqlite_json_each(tx: _SqliteTx) -> bool:
+    """Whether this SQLite has ``json_each`` (built in since 3.38; usually there before)."""
+    found = _HAS_JSON_EACH.get("sqlite")
+    if found is None:
+        try:
+            tx.execute("SELECT value FROM json_each('[1]')")
+            found = True
+        except sqlite3.OperationalError:
+            found = False
+        _HAS_JSON_EACH["sqlite"] = found
+    return found
+
+
+def select_in(
+    tx: Tx, sql: str, values: Sequence[Any], pg_type: str, params: Params = ()
+) -> list[Row]:
+    """The rows of ``sql``, whose one ``IN (?...)`` stands for ``values`` (after ``params``).
+
+    One statement of constant text, whatever the number of values: ``= ANY(?::type[])`` on
+    PostgreSQL, ``IN (SELECT value FROM json_each(?))`` on SQLite (``IN`` lists of at most
+    500 where SQLite has no ``json_each``). ``values`` must be ``str`` or ``int``; ``pg_type``
+    is their PostgreSQL type (``text``, ``bigint``). Nothing is run for no values.
+    """
+    if not values:
+        return []
+    if _IN_MARKER not in sql:
+        raise ValueError(f"select_in needs {_IN_MARKER!r} in {sql!r}")
+    if isinstance(tx, _PgTx):
+        query = _PG_IN.get((sql, pg_type))
+        if query is None:
+            query = _to_pyformat(sql.replace(_IN_MARKER, f"= ANY(\x01::{pg_type}[])"))
+            query = _PG_IN[(sql, pg_type)] = query.replace("\x01", "%b")
+        return _pg_rows(tx, query, [*params, list(values)])
+    if isinstance(tx, _SqliteTx) and _sqlite_json_each(tx):
+        return tx.execute(
+            sql.replace(_IN_MARKER, "IN (SELECT value FROM json_each(?))"),
+            [*params, _JSON_ENCODE(values).decode()],
+        )
+    out: list[Row] = []
+    for chunk in chunks(list(values)):
+        out.extend(
+            tx.execute(sql.replace(_IN_MARKER, f"IN ({','.join('?' * len(chunk))})"),
+                       [*params, *chunk])
+        )
+    return out
+
+
+class BulkInsert:
+    """An ``INSERT`` of many rows as one statement on either dialect.
+
+    ``columns`` are ``(name, PostgreSQL type)``; ``tail`` follows the rows (``ON CONFLICT
+    ...``). PostgreSQL gets ``INSERT ... SELECT * FROM unnest(?::type[], ...)``: one statement
+    of constant text with one array per column, whatever the count (``ordered`` keeps the rows'
+    order, for serial ids). SQLite gets multi-row ``VALUES`` (``Tx.executemany``). On
+    PostgreSQL, rows of one call must not hit the same conflict target twice with
+    ``DO UPDATE`` (one statement cannot change a row twice); SQLite applies them in order.
+    """
+
+    __slots__ = ("_pg_query", "pg_sql", "sqlite_sql", "width")
+
+    def __init__(
+        self, table: str, columns: Sequence[tuple[str, str]], tail: str = "",
+        *, ordered: bool = False,
+    ) -> None:
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"?::{kind}[]" for _, kind in columns)
+        self.width = len(columns)
+        self.sqlite_sql = (
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * self.width)}) {tail}"
+        ).rstrip()
+        if ordered:
+            source = (
+                f"SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
+                f"AS u({names}, ord_) ORDER BY ord_"
+            )
+        else:
+            source = f"SELECT * FROM unnest({arrays})"
+        self.pg_sql = f"INSERT INTO {table} ({names}) {source} {tail}".rstrip()
+        self._pg_query = _to_pyformat(self.pg_sql).replace("%s", "%b")  # arrays, in binary
+
+    def run(self, tx: Tx, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        if isinstance(tx, _PgTx):
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            if len(columns) != self.width:
+                raise StorageError(f"{self.width} columns expected, got {len(columns)}")
+            _pg_rows(tx, self._pg_query, columns)
+        else:
+            tx.executemany(self.sqlite_sql, rows)
+
+
+@contextmanager
+def pipelined(tx: Tx) -> Iterator[None]:
+    """Writes whose results nobody reads, sent without waiting for each to finish.
+
+    On PostgreSQL the block runs in psycopg's pipeline mode: each statement goes out at once and
+    the server works on it while Python prepares the next; the block waits for all of them when
+    it ends, and an error in any of them is raised there (the transaction is then failed).
+    Only for statements that return nothing: a read inside the block sees no rows. Elsewhere a
+    plain block."""
+    if isinstance(tx, _PgTx):
+        with tx.raw.pipeline():
+            yield
+    else:
+        yield

@@ -8,7 +8,7 @@ so processing happens exactly once even across crashes.
 
 from __future__ import annotations
 
-import functools
+import logging
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,13 +16,18 @@ from typing import Any
 
 import msgspec
 
-from partitur.store.db import Database, Row, Tx, chunk_sizes
+from partitur.store.db import Database, Row, Tx, chunks
+from partitur.store.recent_ids import RecentIds
 
 EVENT_COLUMNS = (
     "seq, message_id, source_id, type, event, user_id, anonymous_id, ts, received_at, part, body"
 )
 _JSON = msgspec.json.Encoder()
-_INSERT_EVENTS = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+log = logging.getLogger("partitur.store")
+_INSERT_EVENTS = (
+    f"INSERT INTO events ({EVENT_COLUMNS.removeprefix('seq, ')}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class EventLog:
@@ -143,35 +148,98 @@ class SqliteEventLog(EventLog):
     """The writer holds SQLite's write lock (``BEGIN IMMEDIATE``) for the whole transaction, so
     "look up, then insert" cannot race with another writer.
 
-    Few statements per append, whatever its size (each statement is a GIL hand-off for the
-    writing thread, see ``store.db._MultiRow``): one lookup of the known ids (the ids as one
-    JSON array), the events as multi-row inserts, and the queue rows and the remembered ids
-    copied inside SQLite from the events just written.
+    Known messageIds are looked up in memory (:mod:`partitur.store.recent_ids`), which keeps
+    appends sequential writes; a few statements per append whatever its size (each statement is
+    a GIL hand-off for the writing thread, see ``store.db._MultiRow``): the events as multi-row
+    inserts and the queue rows copied inside SQLite from the events just written.
     """
 
     _json: bool | None = None  # whether this SQLite has json_each (built in since 3.38)
+    LOAD_PAGE = 50_000
 
-    def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
-        ids = [row[0] for row in rows]
+    def __init__(self, db: Database, window_us: int = 7 * 86_400_000_000) -> None:
+        super().__init__(db)
+        self.window_us = window_us  # how far back the index is rebuilt after a restart
+        self.recent = RecentIds()
+
+    def _has_json(self, tx: Tx) -> bool:
         if self._json is None:
             try:
                 tx.execute("SELECT value FROM json_each('[1]')")
                 type(self)._json = True
             except sqlite3.OperationalError:
                 type(self)._json = False
-        if self._json:
+        return bool(self._json)
+
+    def _catch_up(self, tx: Tx) -> None:
+        """Bring the index up to date with every event committed so far (and not with this
+        transaction's own rows: those join after its commit, see :meth:`_store`)."""
+        recent = self.recent
+        notes: dict[str, Any] = getattr(tx, "notes", {})
+        below = notes.get("events_from")
+        if not recent.loaded:
+            top = tx.one("SELECT MAX(received_at) FROM events")
+            start = 0
+            if top is not None and top[0] is not None:
+                first = tx.one(
+                    "SELECT MIN(seq) FROM events WHERE received_at >= ?",
+                    (int(top[0]) - self.window_us,),
+                )
+                start = int(first[0]) - 1 if first and first[0] is not None else 0
+            with recent.lock:
+                recent.last_seq = start
+                recent.loaded = True
+        while True:
+            with recent.lock:
+                after = recent.last_seq
+            if below is None:
+                found = tx.execute(
+                    "SELECT seq, message_id, received_at FROM events WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (after, self.LOAD_PAGE),
+                )
+            else:
+                found = tx.execute(
+                    "SELECT seq, message_id, received_at FROM events WHERE seq > ? AND seq < ? "
+                    "ORDER BY seq LIMIT ?",
+                    (after, below, self.LOAD_PAGE),
+                )
+            if not found:
+                return
+            recent.add(((r[1], r[2]) for r in found), upto_seq=int(found[-1][0]))
+            if len(found) < self.LOAD_PAGE:
+                return
+
+    def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
+        self._catch_up(tx)
+        ids = [row[0] for row in rows]
+        notes: dict[str, Any] = getattr(tx, "notes", {})
+        staged: set[str] = notes.get("event_ids", set())
+        known = {i for i in ids if i in staged}
+        maybe = self.recent.candidates(ids)
+        if not maybe:
+            return known
+        # A matching hash is a candidate only: ask the log (by received_at, indexed).
+        received = sorted({at for ats in maybe.values() for at in ats})
+        names = sorted(maybe)
+        if self._has_json(tx):
             found = tx.execute(
-                "SELECT message_id FROM message_ids "
-                "WHERE message_id IN (SELECT value FROM json_each(?))",
-                (_JSON.encode(ids).decode(),),
+                "SELECT message_id FROM events "
+                "WHERE received_at IN (SELECT value FROM json_each(?)) "
+                "AND message_id IN (SELECT value FROM json_each(?))",
+                (_JSON.encode(received).decode(), _JSON.encode(names).decode()),
             )
-            return {r[0] for r in found}
-        known: set[str] = set()
-        start = 0
-        for size in chunk_sizes(len(ids), 512):
-            found = tx.execute(_known_sql(size), ids[start : start + size])
             known.update(r[0] for r in found)
-            start += size
+            return known
+        for at_chunk in chunks(received, 400):
+            for name_chunk in chunks(names, 400):
+                found = tx.execute(
+                    "SELECT message_id FROM events "
+                    f"WHERE received_at IN ({','.join('?' * len(at_chunk))}) "
+                    f"AND message_id IN ({','.join('?' * len(name_chunk))})",
+                    [*at_chunk, *name_chunk],
+                )
+                known.update(r[0] for r in found)
         return known
 
     def _store(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
@@ -181,25 +249,64 @@ class SqliteEventLog(EventLog):
             "COALESCE((SELECT MAX(seq) FROM events), 0))"
         )
         first = int(row[0] if row else 0) + 1
-        tx.executemany(_INSERT_EVENTS, [(seq, *r) for seq, r in enumerate(rows, first)])
+        # AUTOINCREMENT numbers the rows first, first + 1, ...: we hold the write lock.
+        tx.executemany(_INSERT_EVENTS, rows)
         tx.execute(
             "INSERT INTO event_queue (seq, part) SELECT seq, part FROM events WHERE seq >= ?",
             (first,),
         )
-        tx.execute(
-            "INSERT INTO message_ids (message_id, received_at) "
-            "SELECT message_id, received_at FROM events WHERE seq >= ?",
-            (first,),
+        last = first + len(rows) - 1
+        pairs = [(r[0], r[7]) for r in rows]
+        notes: dict[str, Any] | None = getattr(tx, "notes", None)
+        if notes is None:  # not a transaction that reports its commit: learn at the next claim
+            return
+        notes.setdefault("events_from", first)
+        notes.setdefault("event_ids", set()).update(p[0] for p in pairs)
+        tx.after_commit.append(  # type: ignore[attr-defined]
+            lambda: self.recent.add(pairs, upto_seq=last)
         )
 
-
-@functools.cache
-def _known_sql(size: int) -> str:
-    return f"SELECT message_id FROM message_ids WHERE message_id IN ({','.join('?' * size)})"
+    def forget_message_ids(self, tx: Tx, before_us: int) -> int:
+        return self.recent.forget(before_us)
 
 
 class PostgresEventLog(EventLog):
+    """``message_ids`` is unlogged (migration 0014): cheap to write, but emptied by a crash of
+    the server (and absent on a promoted standby). ``dedup_state`` is emptied at the same
+    moment, so every claim first checks that it has its row, and if not, one writer rebuilds
+    the ids of the window from the event log (under an advisory lock, other writers wait)."""
+
+    REBUILD_LOCK = 0x4445_4455  # "DEDU"
+
+    def __init__(self, db: Database, window_us: int = 7 * 86_400_000_000) -> None:
+        super().__init__(db)
+        self.window_us = window_us
+
+    def _ensure_ids(self, tx: Tx) -> None:
+        if tx.one("SELECT 1 FROM dedup_state") is not None:
+            return
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (self.REBUILD_LOCK,))
+        if tx.one("SELECT 1 FROM dedup_state") is not None:  # another writer just did it
+            return
+        top = tx.one("SELECT MAX(received_at) FROM events")
+        if top is not None and top[0] is not None:
+            cutoff = int(top[0]) - self.window_us
+            tx.execute(
+                "INSERT INTO message_ids (message_id, received_at) "
+                "SELECT message_id, MIN(received_at) FROM events WHERE received_at >= ? "
+                "GROUP BY message_id ON CONFLICT (message_id) DO NOTHING",
+                (cutoff,),
+            )
+            log.warning(
+                "message ids of the last %d h rebuilt from the event log "
+                "(the server lost its unlogged tables)",
+                self.window_us // 3_600_000_000,
+            )
+        newest = int(top[0]) if top is not None and top[0] is not None else 0
+        tx.execute("INSERT INTO dedup_state (rebuilt_at) VALUES (?)", (newest,))
+
     def _claim(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> set[str]:
+        self._ensure_ids(tx)
         # One statement of constant text (prepared after a few uses), whatever the count.
         # Sorted, so that two servers claiming overlapping ids lock them in the same order and
         # one simply waits for the other (then sees a conflict) instead of deadlocking.
@@ -251,5 +358,10 @@ class PostgresEventLog(EventLog):
         return created
 
 
-def event_log_for(db: Database) -> EventLog:
-    return PostgresEventLog(db) if db.dialect == "postgres" else SqliteEventLog(db)
+def event_log_for(db: Database, *, window_us: int | None = None) -> EventLog:
+    """The event log for ``db``; ``window_us`` is the de-duplication window (the in-memory
+    index of the embedded store is rebuilt that far back after a restart)."""
+    cls: type[SqliteEventLog | PostgresEventLog] = (
+        PostgresEventLog if db.dialect == "postgres" else SqliteEventLog
+    )
+    return cls(db) if window_us is None else cls(db, window_us)

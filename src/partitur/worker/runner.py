@@ -2,7 +2,9 @@
 
 Embedded (SQLite): one worker owns every partition. The same code runs as its own process
 on PostgreSQL (``parts`` selects a partition range); identity writes are serialised there by
-an advisory lock, so several workers never resolve the same person at once.
+an advisory lock, so several workers never resolve the same person at once. On SQLite a
+:class:`~partitur.worker.checkpoint.Checkpointer` runs beside it, and batches are worked out
+before taking the write lock (``Processor.optimistic``), which the ingest path shares.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from partitur.store.db import SqliteDatabase
+from partitur.worker.checkpoint import WORKER_AUTOCHECKPOINT, Checkpointer
 from partitur.worker.processor import BatchResult, Processor
 
 log = logging.getLogger("partitur.worker")
@@ -22,15 +26,26 @@ class ProfileWorker:
         self.services = services
         self.parts = parts
         self.processor = Processor(
-            services.db, services.events, services.settings, services.clock
+            services.db,
+            services.events,
+            services.settings,
+            services.clock,
+            hooks=services.batch_hooks,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.checkpointer: Checkpointer | None = None
         self.processed = 0
         self.batches = 0
         self.idle = threading.Event()
 
     def start(self) -> None:
+        db = self.services.db
+        if isinstance(db, SqliteDatabase) and db.path != ":memory:":
+            self.checkpointer = Checkpointer(db)
+            self.checkpointer.start()
+            self.processor.wal_autocheckpoint = WORKER_AUTOCHECKPOINT
+            self.processor.optimistic = True  # the ingest path needs the write lock too
         self._thread = threading.Thread(target=self._run, name="partitur-worker", daemon=True)
         self._thread.start()
 
@@ -40,6 +55,9 @@ class ProfileWorker:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
 
     def drain(self) -> int:
         """Process until the queue is empty (used by tests and the CLI); returns the count."""

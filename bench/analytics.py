@@ -1,0 +1,156 @@
+"""Analytics benchmark: funnels, breakdowns and paths over synthetic Parquet events.
+
+Writes N events of P people over D days as compacted Parquet files (the projector's format and
+manifest), then times, each best of ``--repeat`` runs:
+
+* the floor: a plain DuckDB scan counting events by name over the same files;
+* a 5-step ordered funnel; the same with a breakdown (first touch); strict order;
+* paths: the next 3 events after a start event (Sankey links);
+* a daily KPI series with anomaly detection.
+
+Usage::
+
+    .venv/bin/python bench/analytics.py --events 10000000 --people 1000000 --days 60
+
+Figures go to docs/benchmarks.md (section "Analytics").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from partitur.analytics.columns import SCHEMA
+from partitur.analytics.engine import QueryEngine
+from partitur.analytics.store import Manifest, ParquetStore
+from partitur.settings import load_settings
+
+NAMES = ["Page Viewed", "Product Viewed", "Signed Up", "Product Added", "Checkout Started",
+         "Order Completed", "Email Opened", "Search", "Cart Viewed", "Email Clicked"]
+WEIGHTS = np.array([30, 20, 6, 10, 6, 4, 10, 6, 5, 3], dtype=float)
+SOURCES = ["google", "newsletter", "facebook", "direct", None]
+FUNNEL = ["Product Viewed", "Signed Up", "Product Added", "Checkout Started",
+          "Order Completed"]
+T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
+
+
+def generate(root: Path, events: int, people: int, days: int, seed: int = 1) -> None:
+    """Events sorted by time, written as ~1M-row files listed in a manifest."""
+    rng = np.random.default_rng(seed)
+    person = np.sort(rng.integers(0, people, events))
+    counts = np.bincount(person, minlength=people)
+    start = T0 + rng.integers(0, days * 86_400_000_000, people)
+    gaps = rng.exponential(3_600_000_000.0, events).astype(np.int64)  # ~1 h between events
+    firsts = np.r_[0, np.cumsum(counts)[:-1]]
+    cum = np.cumsum(gaps)
+    base = np.repeat(cum[firsts] - gaps[firsts], counts)
+    t = np.repeat(start, counts) + (cum - base)
+    name = rng.choice(len(NAMES), events, p=WEIGHTS / WEIGHTS.sum())
+    source = rng.integers(0, len(SOURCES), people)
+    order = np.argsort(t, kind="stable")
+    ids = np.array([f"p_{i:020x}" for i in range(people)], dtype=object)
+    store = ParquetStore(root)
+    files = []
+    chunk = 1_000_000
+    for n, lo in enumerate(range(0, events, chunk)):
+        rows = order[lo:lo + chunk]
+        size = len(rows)
+        src = np.array(SOURCES, dtype=object)[source[person[rows]]]
+        columns: dict[str, Any] = {
+            "seq": pa.array(np.arange(lo + 1, lo + size + 1, dtype=np.int64)),
+            "ts": pa.array(t[rows], pa.timestamp("us", tz="UTC")),
+            "received_at": pa.array(t[rows], pa.timestamp("us", tz="UTC")),
+            "profile_id": pa.array(ids[person[rows]], pa.string()),
+            "type": pa.array(np.where(name[rows] == 0, "page", "track"), pa.string()),
+            "event": pa.array(np.array(NAMES, dtype=object)[name[rows]], pa.string()),
+            "campaign_source": pa.array(src, pa.string()),
+        }
+        arrays = [columns.get(f.name, pa.nulls(size, f.type)) for f in SCHEMA]
+        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+        files.append(store.write_events(f"c-{n:06d}.parquet", table, T0))
+    store.commit(Manifest(files=tuple(files)))
+
+
+def timed(fn: Any, repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dir", type=Path, default=None, help="Keep the files here.")
+    args = parser.parse_args()
+    root = args.dir or Path(tempfile.mkdtemp(prefix="partitur-bench-"))
+    data = root / "data"
+    if not (data / "analytics" / "manifest.json").exists():
+        began = time.perf_counter()
+        generate(data / "analytics", args.events, args.people, args.days)
+        print(f"generated {args.events:,} events in {time.perf_counter() - began:.1f}s")
+    settings = load_settings(data, environ={}, analytics_threads=args.threads,
+                             analytics_query_timeout=600)
+    from partitur.analytics.service import AnalyticsService
+
+    engine = QueryEngine(settings)
+    service = AnalyticsService.__new__(AnalyticsService)
+    service._engine = engine  # queries only: no store, no projector
+    service.services = type("S", (), {"settings": settings, "clock": _Clock()})()
+    span = {"from": "2026-01-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+    steps = [{"event": e} for e in FUNNEL]
+    results: dict[str, float] = {}
+
+    def floor() -> Any:
+        source = engine.source()
+        with engine.cursor() as cur:
+            return cur.sql(f"SELECT event, count(*) FROM {source.sql} GROUP BY event").fetchall()
+
+    cases = {
+        "scan_count_by_name": floor,
+        "funnel_5_steps": lambda: service.funnel({"steps": steps, **span, "window": "14d"}),
+        "funnel_breakdown": lambda: service.funnel({
+            "steps": steps, **span, "window": "14d",
+            "breakdown": {"property": "context.campaign.source"}}),
+        "funnel_strict": lambda: service.funnel({"steps": steps, **span, "order": "strict"}),
+    }
+    if hasattr(service, "paths"):
+        cases["paths_next_3"] = lambda: service.paths({"start": {"event": "Signed Up"},
+                                                       "steps": 3, **span, "min_edge": 10})
+    if hasattr(service, "kpi"):
+        cases["kpi_daily_anomalies"] = lambda: service.kpi({
+            "event": "Order Completed", "metric": "unique_people", "interval": "day", **span})
+    for name, fn in cases.items():
+        seconds, result = timed(fn, args.repeat)
+        results[name] = seconds
+        extra = ""
+        if name.startswith("funnel"):
+            extra = " counts " + str([s["count"] for s in result["steps"]])
+        print(f"{name:<22} {seconds:7.3f}s  x{seconds / results['scan_count_by_name']:5.1f} "
+              f"floor{extra}")
+    rows = engine.store.manifest().rows
+    print(json.dumps({"events": rows, "cpus": os.cpu_count(), "threads": args.threads,
+                      "seconds": {k: round(v, 3) for k, v in results.items()}}))
+
+
+class _Clock:
+    def now_us(self) -> int:
+        return T0 + 90 * 86_400_000_000
+
+
+if __name__ == "__main__":
+    main()

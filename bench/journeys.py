@@ -1,0 +1,274 @@
+"""Journey benchmarks: step transitions, event → outbox latency, memory with people asleep.
+
+    python bench/journeys.py transitions [--store postgres] [--people 50000]
+    python bench/journeys.py latency [--rate 1000] [--seconds 10]
+    python bench/journeys.py memory [--people 1000000]
+
+``transitions``: people waiting in a chain of one-second waits; the manual clock moves one
+second at a time and the timer runner's own code (:func:`partitur.journeys.fire_due`) claims
+every due row, advances it and writes the row, its path entry and counters, in transactions of
+``journeys_batch`` rows. Compared with a bare loop of ``UPDATE journey_instances ... WHERE id =
+?`` in transactions of the same size on the same store: the ratio to what storage allows.
+
+``latency``: ``partitur serve``'s app under uvicorn in this process (system clock, worker and
+timer runner on, dispatcher off), a client posting ``--rate`` events/s (batches of 10), each a
+new person entering a journey whose first step is an email; a watcher polls the outbox every
+2 ms and stamps each new message, so the figure (request sent → message committed to the
+outbox and seen) is an upper bound on "handed to the channel".
+
+``memory``: ``--people`` instances asleep in a 30-day wait, written in batches; the resident
+memory of this process (which runs the timer runner's refresh and ticks) and the store's size
+are reported at several counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import machine, pg_schema
+
+from partitur.clock import ManualClock
+from partitur.journeys import fire_due
+from partitur.journeys.engine import Enter, Person, advance, new_instance
+from partitur.journeys.store import apply
+from partitur.services import Services, build_services
+from partitur.settings import load_settings
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def make_services(store: str, **overrides: Any) -> Iterator[Services]:
+    clock = overrides.pop("clock_obj", None) or ManualClock()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        url = stack.enter_context(pg_schema(PG_URL)) if store == "postgres" else None
+        settings = load_settings(Path(tmp) / "data", environ={}, database_url=url,
+                                 **overrides)
+        services = build_services(settings, clock=clock)
+        try:
+            yield services
+        finally:
+            services.close()
+
+
+def publish(services: Services, doc: dict[str, Any]) -> Any:
+    journeys = services.extra["journeys"]
+    journeys.put(doc)
+    journeys.publish(doc["key"])
+    with services.db.read() as tx:
+        return journeys.cache.version(tx, doc["key"], 1)
+
+
+def seed(services: Services, journey: Any, people: int, batch: int = 5000) -> float:
+    """``people`` instances entered now (in their first wait); returns seconds taken."""
+    journeys = services.extra["journeys"]
+    now = services.clock.now_us()
+    started = time.perf_counter()
+    for start in range(0, people, batch):
+        steps = []
+        for i in range(start, min(people, start + batch)):
+            inst = new_instance(journey, 1, f"p{i:08d}", 1, now)
+            steps.append((advance(journey, inst, Enter(Person(inst.profile_id), None, "bench"),
+                                  now), None))
+        with services.db.transaction() as tx:
+            apply(tx, steps, now, journeys.effects())
+    return time.perf_counter() - started
+
+
+def chain(length: int) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"id": f"w{i}", "type": "wait", "duration": "1s", "next": f"w{i + 1}"}
+        for i in range(length)
+    ]
+    steps.append({"id": f"w{length}", "type": "exit"})
+    return {"key": "chain", "trigger": {"event": "Bench"}, "steps": steps}
+
+
+def transitions(args: argparse.Namespace) -> dict[str, Any]:
+    rounds = 3
+    with make_services(args.store, journeys_batch=args.batch) as services:
+        assert isinstance(services.clock, ManualClock)
+        journey = publish(services, chain(rounds + 1))
+        seeded = seed(services, journey, args.people)
+        service = services.extra["journeys"]
+        rates = []
+        for _ in range(rounds):
+            services.clock.advance(timedelta(seconds=1))
+            started = time.perf_counter()
+            fired = fire_due(service, services.clock.now_us())
+            elapsed = time.perf_counter() - started
+            assert fired == args.people, fired
+            rates.append(fired / elapsed)
+        with services.db.read() as tx:
+            ids = [r[0] for r in tx.execute("SELECT id FROM journey_instances ORDER BY id")]
+        started = time.perf_counter()
+        now = services.clock.now_us()
+        for start in range(0, len(ids), args.batch):
+            with services.db.transaction() as tx:
+                tx.executemany(
+                    "UPDATE journey_instances SET step = ?, wake_at = ?, state_version = "
+                    "state_version + 1, updated_at = ? WHERE id = ?",
+                    [("bare", now + 1_000_000, now, iid) for iid in ids[start:start + args.batch]],
+                )
+        bare = len(ids) / (time.perf_counter() - started)
+    best = max(rates)
+    return {"store": args.store, "people": args.people, "batch": args.batch,
+            "seed_rate": round(args.people / seeded), "transitions_per_s": [round(r) for r in
+                                                                          rates],
+            "best": round(best), "bare_update_per_s": round(bare),
+            "ratio_to_bare": round(best / bare, 2)}
+
+
+def latency(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+    import uvicorn
+
+    from partitur.app import create_app
+    from partitur.clock import SystemClock
+
+    port = 18931
+    with make_services("sqlite", clock_obj=SystemClock(), dispatcher_enabled=False,
+                       port=port) as services:
+        services.extra["journeys"].put({
+            "key": "first-mail", "trigger": {"event": "Signed Up"}, "steps": [
+                {"id": "hello", "type": "send", "channel": "email",
+                 "template": {"subject": "Hi", "text": "Welcome"}}]})
+        services.extra["journeys"].publish("first-mail")
+        key, _ = services.keys.create_write_key("bench")
+        app = create_app(services=services, start_workers=True)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:
+            last = 0
+            while not stop.is_set():
+                with services.db.read() as tx:
+                    rows = tx.execute("SELECT rowid, variables FROM outbox WHERE rowid > ? "
+                                      "ORDER BY rowid", (last,))
+                stamp = time.time()
+                for rowid, variables in rows:
+                    last = int(rowid)
+                    mid = json.loads(variables)["event"].get("messageId")
+                    seen[mid] = stamp
+                time.sleep(0.002)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        sent: dict[str, float] = {}
+        per_request = 10
+        interval = per_request / args.rate
+        total = int(args.rate * args.seconds)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=(key, "")) as client:
+            start = time.perf_counter()
+            for n in range(0, total, per_request):
+                target = start + (n // per_request) * interval
+                pause = target - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                batch = [{"type": "track", "userId": f"u{i}", "event": "Signed Up",
+                          "messageId": f"m{i}"} for i in range(n, min(total, n + per_request))]
+                stamp = time.time()
+                r = client.post("/v1/batch", json={"batch": batch})
+                assert r.status_code == 200, r.text
+                for event in batch:
+                    sent[event["messageId"]] = stamp
+            achieved = total / (time.perf_counter() - start)
+        deadline = time.monotonic() + 60
+        while len(seen) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        server.should_exit = True
+        thread.join(timeout=20)
+    waits = sorted((seen[m] - sent[m]) * 1000 for m in sent if m in seen)
+    return {"rate": args.rate, "achieved_rate": round(achieved), "events": total,
+            "messages": len(waits),
+            "p50_ms": round(statistics.median(waits), 1),
+            "p99_ms": round(waits[int(len(waits) * 0.99) - 1], 1),
+            "max_ms": round(waits[-1], 1)}
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory(args: argparse.Namespace) -> dict[str, Any]:
+    from partitur.journeys import JourneyRunner
+
+    points = []
+    doc = {"key": "sleepers", "trigger": {"event": "Bench"}, "steps": [
+        {"id": "sleep", "type": "wait", "duration": "30d", "next": "end"},
+        {"id": "end", "type": "exit"}]}
+    with make_services("sqlite") as services:
+        journey = publish(services, doc)
+        runner = JourneyRunner(services.extra["journeys"])
+        done = 0
+        marks = sorted({m for m in (args.people // 10, args.people // 4, args.people // 2,
+                                    args.people) if m})
+        for mark in marks:
+            _seed_from(services, journey, done, mark - done)
+            done = mark
+            runner.refresh()
+            runner.tick()
+            size = Path(services.settings.sqlite_path).stat().st_size
+            wal = Path(str(services.settings.sqlite_path) + "-wal")
+            size += wal.stat().st_size if wal.exists() else 0
+            points.append({"sleeping": done, "rss_mb": round(rss_mb(), 1),
+                           "db_mb": round(size / 2**20, 1),
+                           "bytes_per_person": round(size / done)})
+    return {"points": points}
+
+
+def _seed_from(services: Services, journey: Any, first: int, count: int) -> None:
+    journeys = services.extra["journeys"]
+    now = services.clock.now_us()
+    for start in range(first, first + count, 5000):
+        steps = []
+        for i in range(start, min(first + count, start + 5000)):
+            inst = new_instance(journey, 1, f"p{i:08d}", 1, now)
+            steps.append((advance(journey, inst, Enter(Person(inst.profile_id), None, "b"),
+                                  now), None))
+        with services.db.transaction() as tx:
+            apply(tx, steps, now, journeys.effects())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=["transitions", "latency", "memory"])
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--people", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    if args.people is None:
+        args.people = 1_000_000 if args.mode == "memory" else 50_000
+    result = {"transitions": transitions, "latency": latency, "memory": memory}[args.mode](args)
+    print(json.dumps({"machine": machine(), **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Journeys in the profile worker's batch: entries, awaited events, goals and exit rules.
+
+Called after the segment hook, inside the batch's transaction. For each processed event, in
+order: the person's instances see it first (goal, exit rules, ``wait_for_event``), then live
+journeys it triggers enter the person (re-entry rule and audience permitting). Then segment
+changes (``batch.changes``) do the same for ``segment_entered``/``segment_exited`` triggers
+and exit rules. Everything is written with :func:`~partitur.journeys.store.apply` before the
+batch commits, so the event, the entry and the first message commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from partitur.conditions import evaluate
+from partitur.journeys import store
+from partitur.journeys.definitions import Live
+from partitur.journeys.engine import (
+    Enter,
+    Event,
+    Instance,
+    SegmentChanged,
+    Step,
+    advance,
+    new_instance,
+)
+from partitur.journeys.engine import _subject as subject_of
+from partitur.journeys.model import Journey
+from partitur.journeys.people import People
+from partitur.worker.hooks import BatchContext, SegmentChange
+
+if TYPE_CHECKING:
+    from partitur.journeys.service import JourneyService
+
+
+class Pass:
+    """One transaction's worth of journey work: instances in memory, steps to write."""
+
+    def __init__(self, service: JourneyService, tx: Any, now: int, people: People,
+                 live: Live) -> None:
+        self.service = service
+        self.tx = tx
+        self.now = now
+        self.people = people
+        self.live = live
+        self.instances: dict[str, list[Instance]] = {}
+        self.steps: list[tuple[Step, Instance | None]] = []
+        self._entries: dict[tuple[str, str], store.EntryInfo] | None = None
+        self._entry_people: set[str] = set()
+
+    def journey(self, inst: Instance) -> Journey | None:
+        return self.service.cache.version(self.tx, inst.journey, inst.version)
+
+    def feed(self, pid: str, trigger_of: Any) -> None:
+        """Advance each of the person's instances with ``trigger_of(person)``."""
+        current = self.instances.get(pid)
+        if not current:
+            return
+        person = self.people.get(pid)
+        for i, inst in enumerate(current):
+            journey = self.journey(inst)
+            if journey is None:
+                continue
+            step = advance(journey, inst, trigger_of(person), self.now)
+            if step.changed:
+                self.steps.append((step, inst))
+                current[i] = step.instance
+
+    def entries(self) -> dict[tuple[str, str], store.EntryInfo]:
+        if self._entries is None:
+            self._entries = store.entry_info(self.tx, sorted(self.live.current),
+                                             sorted(self._entry_people))
+        return self._entries
+
+    def enter(self, pid: str, version: int, journey: Journey,
+              event: Mapping[str, Any] | None, cause: str) -> Instance | None:
+        info = self.entries().setdefault((journey.key, pid), store.EntryInfo())
+        rule = journey.entry
+        if info.active:
+            return None
+        if info.last_entry and rule.reentry == "never":
+            return None
+        if (info.last_entry and rule.reentry == "after" and info.last_entered_at is not None
+                and rule.after_us is not None and self.now - info.last_entered_at < rule.after_us):
+            return None
+        person = self.people.get(pid)
+        if rule.audience is not None:
+            result = evaluate(rule.audience, subject_of(person, self.now, event))
+            if not result.result:
+                return None
+        inst = new_instance(journey, version, pid, info.last_entry + 1, self.now)
+        step = advance(journey, inst, Enter(person, event, cause), self.now)
+        self.steps.append((step, None))
+        info.last_entry += 1
+        info.last_entered_at = self.now
+        info.active = step.instance.status == "active"
+        if step.instance.status == "active" or step.instance.goal_until is not None:
+            self.instances.setdefault(pid, []).append(step.instance)
+        return step.instance
+
+    def write(self) -> store.Outcome:
+        outcome = store.apply(self.tx, self.steps, self.now, self.service.effects())
+        self.service.after_write(self.tx, outcome)
+        return outcome
+
+
+def _segment_event(change: SegmentChange) -> dict[str, Any]:
+    name = "Segment Entered" if change.entered else "Segment Exited"
+    return {"type": "track", "event": name, "properties": {"segment": change.segment}}
+
+
+class JourneyHook:
+    def __init__(self, service: JourneyService) -> None:
+        self.service = service
+        self.batches = 0
+
+    def __call__(self, batch: BatchContext) -> None:
+        service = self.service
+        tx = batch.tx
+        live = service.cache.live(tx)
+        if live.empty:
+            return
+        for merged, survivor in batch.merges:
+            tx.execute("UPDATE journey_instances SET profile_id = ? WHERE profile_id = ?",
+                       (survivor, merged))
+            tx.execute("UPDATE journey_path SET profile_id = ? WHERE profile_id = ?",
+                       (survivor, merged))
+        changes = [c for c in batch.changes if isinstance(c, SegmentChange)]
+        pids = {e.profile_id for e in batch.events} | {c.profile_id for c in changes}
+        if not pids:
+            return
+        people = People(tx, batch.profiles, service.settings.default_timezone)
+        work = Pass(service, tx, batch.now_us, people, live)
+        work.instances = store.load_for_profiles(tx, pids, batch.now_us,
+                                                 lock=service.dialect == "postgres")
+        work._entry_people = {
+            e.profile_id for e in batch.events if live.by_event.get(_name(e.message) or "")
+        } | {c.profile_id for c in changes if (c.segment, c.entered) in live.by_segment}
+        for event in batch.events:
+            name = _name(event.message)
+            if name is None:
+                continue
+            pid = event.profile_id
+            work.feed(pid, lambda person, n=name, m=event.message, ts=event.ts:
+                      Event(person, n, m, ts))
+            for version, journey in live.by_event.get(name, ()):
+                where = journey.trigger.where
+                props = event.message.get("properties")
+                if where is not None and not where.matches(
+                        props if isinstance(props, Mapping) else {}, batch.now_us):
+                    continue
+                work.enter(pid, version, journey, _trigger_event(event.message),
+                           f"event {name}")
+        for change in changes:
+            pid = change.profile_id
+            work.feed(pid, lambda person, c=change: SegmentChanged(person, c.segment,
+                                                                    c.entered))
+            for version, journey in live.by_segment.get((change.segment, change.entered), ()):
+                how = "entered" if change.entered else "left"
+                work.enter(pid, version, journey, _segment_event(change),
+                           f"{how} segment {change.segment}")
+        work.write()
+        self.batches += 1
+
+
+def _name(message: Mapping[str, Any]) -> str | None:
+    name = message.get("event") if message.get("type") == "track" else None
+    return name if isinstance(name, str) else None
+
+
+def _trigger_event(message: Mapping[str, Any]) -> dict[str, Any]:
+    """What an instance keeps of the event that started it (templates see it as ``event``)."""
+    keep = ("type", "event", "properties", "messageId", "timestamp", "userId", "anonymousId")
+    out = {k: message[k] for k in keep if k in message}
+    context = message.get("context")
+    if isinstance(context, Mapping) and isinstance(context.get("timezone"), str):
+        out["context"] = {"timezone": context["timezone"]}
+    return out

@@ -1,0 +1,99 @@
+"""Real-time membership: the profile worker's batch hook.
+
+For each person a batch touched, only the segments the batch could have changed are
+evaluated: those that mention an event name it contains, a trait it set, or a consent
+purpose it stated (plus, for a new person or the survivor of a merge, every segment). The
+changes are written inside the batch's transaction and handed to the hooks registered after
+this one (journeys) as :class:`~partitur.worker.hooks.SegmentChange` notes, so the event
+that makes someone qualify enters them in the segment, and in a journey, in one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from partitur.segments.engine import Change, evaluate_people
+from partitur.store.db import Tx
+from partitur.worker.hooks import BatchContext, SegmentChange
+
+if TYPE_CHECKING:
+    from partitur.segments.service import SegmentService
+
+
+def touched(message: Mapping[str, Any]) -> tuple[str | None, list[str], list[str]]:
+    """(event name, trait names, consent purposes) an event carries."""
+    name = message.get("event") or message.get("name")
+    traits: list[str] = []
+    consents: list[str] = []
+    if message.get("type") == "identify":
+        body = message.get("traits")
+        if isinstance(body, Mapping):
+            traits.extend(str(k) for k in body)
+    context = message.get("context")
+    if isinstance(context, Mapping):
+        ctx_traits = context.get("traits")
+        if isinstance(ctx_traits, Mapping):
+            traits.extend(str(k) for k in ctx_traits)
+        consent = context.get("consent")
+        if isinstance(consent, Mapping):
+            prefs = consent.get("categoryPreferences")
+            if isinstance(prefs, Mapping):
+                consents.extend(str(k) for k in prefs)
+    return (name if isinstance(name, str) else None), traits, consents
+
+
+def fold_merge(tx: Tx, merged: str, survivor: str) -> None:
+    """The merged-away profile's static lists follow the person; its dynamic memberships
+    and due rows go (the survivor is evaluated afresh); its history becomes the survivor's."""
+    tx.execute(
+        "INSERT INTO segment_members (segment, profile_id, since) "
+        "SELECT m.segment, ?, m.since FROM segment_members m JOIN segments s "
+        "ON s.key = m.segment WHERE m.profile_id = ? AND s.kind = 'static' "
+        "ON CONFLICT DO NOTHING",
+        (survivor, merged),
+    )
+    tx.execute("DELETE FROM segment_members WHERE profile_id = ?", (merged,))
+    tx.execute("DELETE FROM segment_due WHERE profile_id = ?", (merged,))
+    tx.execute("UPDATE segment_history SET profile_id = ? WHERE profile_id = ?",
+               (survivor, merged))
+
+
+def as_notes(changes: list[Change]) -> list[SegmentChange]:
+    return [SegmentChange(c.profile_id, c.segment, c.entered, c.at) for c in changes]
+
+
+class SegmentHook:
+    def __init__(self, service: SegmentService) -> None:
+        self.service = service
+        self.evaluated = 0
+        self.batches = 0
+
+    def __call__(self, batch: BatchContext) -> None:
+        tx = batch.tx
+        defs = self.service.cache.get(tx)
+        for merged, survivor in batch.merges:
+            fold_merge(tx, merged, survivor)
+        if not defs.order:
+            return
+        everything = defs.dynamic_keys
+        wanted: dict[str, set[str]] = {}
+        for _, survivor in batch.merges:
+            wanted[survivor] = set(everything)
+        in_batch: dict[str, int] = {}
+        for event in batch.events:
+            in_batch[event.profile_id] = in_batch.get(event.profile_id, 0) + 1
+        for pid, state in batch.profiles.items():
+            if state.event_count <= in_batch.get(pid, 0):  # new: nothing was known of them
+                wanted[pid] = set(everything)
+        for event in batch.events:
+            keys = wanted.setdefault(event.profile_id, set())
+            if len(keys) == len(everything):
+                continue
+            name, traits, consents = touched(event.message)
+            keys |= defs.affected([name] if name else [], traits, consents)
+        outcome = evaluate_people(tx, defs, batch.profiles, wanted, batch.now_us, "event",
+                                  self.service.services.db.dialect)
+        self.evaluated += outcome.evaluated
+        self.batches += 1
+        batch.changes.extend(as_notes(outcome.changes))

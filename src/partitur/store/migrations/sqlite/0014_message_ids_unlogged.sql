@@ -1,0 +1,2 @@
+-- Nothing on SQLite: the embedded store remembers recent message ids in memory (see
+-- store/recent_ids.py). The number is kept so both dialects count migrations alike.
