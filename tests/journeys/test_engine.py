@@ -311,3 +311,51 @@ def test_draft_fields_match_the_instance() -> None:
     from partitur.journeys.engine import _FIELDS
 
     assert tuple(f.name for f in dataclasses.fields(Instance)) == _FIELDS
+
+
+def _cart_without_goal() -> Journey:
+    doc = yaml.safe_load((ROOT / "examples/journeys/abandoned-cart.yaml").read_text())
+    del doc["goal"]
+    return parse_journey(doc)
+
+
+def test_held_event_is_recorded_and_moves_nobody_but_exit_rules_apply() -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    run = Run(_cart_without_goal(), person(), clock)
+    run.enter({"event": "Cart Abandoned", "properties": {"cart_id": "c1"}})
+    before = run.inst
+    message = {"type": "track", "event": "Order Completed", "messageId": "m1",
+               "properties": {"cart_id": "c1"}}
+    now = clock.now_us()
+    step = run.apply(advance(run.journey, run.inst,
+                             Event(run.who, "Order Completed", message, now, held=True), now))
+    assert step.instance.step == "wait-purchase" and step.instance.status == "active"
+    assert step.instance.state_version == before.state_version  # its timer still counts
+    assert step.instance.wake_at == before.wake_at
+    [held] = step.commands
+    assert isinstance(held, Record) and held.kind == "held"
+    assert held.reason == {"event": "Order Completed", "message_id": "m1",
+                           "reason": "journey paused"}
+    unsub = {"type": "track", "event": "Unsubscribed", "properties": {}}
+    step = advance(run.journey, run.inst, Event(run.who, "Unsubscribed", unsub, now,
+                                                held=True), now)
+    assert step.instance.exit_reason == "exit rule 0: event Unsubscribed"
+
+
+def test_awaited_event_received_after_the_timeout_fell_due_takes_the_timeout() -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    run = Run(_cart_without_goal(), person(), clock)
+    run.enter({"event": "Cart Abandoned", "properties": {"cart_id": "c1"}})
+    wake = run.inst.wake_at
+    assert wake is not None
+    message = {"type": "track", "event": "Order Completed", "properties": {"cart_id": "c1"}}
+    clock.advance(timedelta(hours=3))
+    now = clock.now_us()
+    early = advance(run.journey, run.inst, Event(run.who, "Order Completed", message, now,
+                                                 received_at=wake - 1), now)
+    assert early.instance.step == "done"  # received before the deadline: the event wins
+    late = advance(run.journey, run.inst, Event(run.who, "Order Completed", message, now,
+                                                received_at=wake), now)
+    kinds = [(c.step_id, c.kind) for c in late.commands if isinstance(c, Record)]
+    assert kinds[0] == ("wait-purchase", "timeout")
+    assert late.instance.step == "morning"

@@ -46,3 +46,24 @@ def test_segment_entered_by_time_passing(env: Env) -> None:
     assert inst["status"] == "completed"
     assert inst["path"][0]["reason"]["cause"] == "entered segment lapsed"
     assert len(env.outbox(kari)) == 1
+
+
+def test_firings_missed_while_paused_are_skipped(env: Env) -> None:
+    r = env.client.put("/api/v1/segments/digest", headers=env.admin,
+                       json={"key": "digest", "condition": {"trait": "digest", "equals": True}})
+    assert r.status_code == 201, r.text
+    a = env.identify("a", digest=True)
+    env.live({"key": "weekly", "trigger": {"schedule": "0 9 * * MON", "segment": "digest"},
+              "entry": {"reentry": "always"},
+              "steps": [{"id": "mail", "type": "send", "channel": "email",
+                         "template": {"subject": "This week", "text": "News"}}]})
+    env.advance(60)  # next firing: Monday 5 January, 09:00
+    r = env.client.post("/api/v1/journeys/weekly/pause", headers=env.admin)
+    assert r.status_code == 200, r.text
+    env.advance(5 * 86400)  # Tuesday: Monday's firing fell while paused
+    r = env.client.post("/api/v1/journeys/weekly/resume", headers=env.admin)
+    assert r.status_code == 200, r.text
+    env.advance(60)
+    assert env.outbox(a) == []  # not caught up on resume
+    env.advance(7 * 86400)  # the next Monday fires as usual
+    assert len(env.outbox(a)) == 1

@@ -114,12 +114,20 @@ class Enter:
 
 @dataclass(frozen=True)
 class Event:
-    """One of the person's events, in order: goal, exit rules, awaited events."""
+    """One of the person's events, in order: goal, exit rules, awaited events.
+
+    ``held``: the journey is paused, so the event may end the instance (goal, exit rules) but
+    does not move it on (an awaited event is recorded as held, not matched). ``received_at``
+    (µs, default ``now``) decides between an awaited event and a timeout that is due but has
+    not fired yet: the one that came first wins.
+    """
 
     person: Person
     name: str
     message: Mapping[str, Any]
     ts: int
+    held: bool = False
+    received_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -591,8 +599,19 @@ def _on_event(run: _Run, journey: Journey, instance: Instance, trigger: Event,
             return run.finish()
     step = journey.step(instance.step or "")
     if isinstance(step, WaitForEventStep) and run.awaited(step, trigger.name, trigger.message):
+        message_id = trigger.message.get("messageId")
+        if trigger.held:
+            run.record(step.id, "held", {"event": trigger.name, "message_id": message_id,
+                                         "reason": "journey paused"})
+            return run.finish()
+        received = now if trigger.received_at is None else trigger.received_at
+        if instance.wake_at is not None and received >= instance.wake_at:
+            run.record(step.id, "timeout", {"event": step.event, "next": step.on_timeout,
+                                            "late_event": message_id})
+            run.go(step.on_timeout)
+            return run.finish()
         run.record(step.id, "event", {"event": trigger.name, "next": step.on_event,
-                                      "message_id": trigger.message.get("messageId")})
+                                      "message_id": message_id})
         run.go(step.on_event)
         return run.finish()
     return Step(instance, ())

@@ -53,16 +53,19 @@ class Pass:
         return self.service.cache.version(self.tx, inst.journey, inst.version)
 
     def feed(self, pid: str, trigger_of: Any) -> None:
-        """Advance each of the person's instances with ``trigger_of(person)``."""
+        """Advance each of the person's instances with ``trigger_of(person, paused)``, where
+        ``paused`` says whether the instance's journey is paused."""
         current = self.instances.get(pid)
         if not current:
             return
         person = self.people.get(pid)
+        status = self.live.status
         for i, inst in enumerate(current):
             journey = self.journey(inst)
             if journey is None:
                 continue
-            step = advance(journey, inst, trigger_of(person), self.now)
+            paused = status.get(inst.journey) == "paused"
+            step = advance(journey, inst, trigger_of(person, paused), self.now)
             if step.changed:
                 self.steps.append((step, inst))
                 current[i] = step.instance
@@ -142,8 +145,8 @@ class JourneyHook:
             if name is None:
                 continue
             pid = event.profile_id
-            work.feed(pid, lambda person, n=name, m=event.message, ts=event.ts:
-                      Event(person, n, m, ts))
+            work.feed(pid, lambda person, paused, n=name, m=event.message, ts=event.ts,
+                      at=event.received_at: Event(person, n, m, ts, paused, at))
             for version, journey in live.by_event.get(name, ()):
                 where = journey.trigger.where
                 props = event.message.get("properties")
@@ -154,8 +157,8 @@ class JourneyHook:
                            f"event {name}")
         for change in changes:
             pid = change.profile_id
-            work.feed(pid, lambda person, c=change: SegmentChanged(person, c.segment,
-                                                                    c.entered))
+            work.feed(pid, lambda person, _paused, c=change: SegmentChanged(
+                person, c.segment, c.entered))
             for version, journey in live.by_segment.get((change.segment, change.entered), ()):
                 how = "entered" if change.entered else "left"
                 work.enter(pid, version, journey, _segment_event(change),

@@ -210,8 +210,13 @@ class JourneyService:
                 raise Conflict(f"journey {key!r} has no published version; publish it first")
             tx.execute("UPDATE journeys SET status = ?, updated_at = ? WHERE key = ?",
                        (target, now, key))
+            if action == "resume":  # firings missed while paused are skipped, not caught up
+                tx.execute("DELETE FROM journey_schedules WHERE journey = ?", (key,))
             _bump(tx)
         halted = self._halt_all(key, "journey archived") if action == "archive" else 0
+        if action == "resume":  # wake this process's timer runner: held waits fire now
+            for listener in list(self.listeners):
+                listener([(now, "", 0)])
         described = self.get(key)
         described["halted"] = halted
         return described
