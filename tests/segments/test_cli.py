@@ -61,9 +61,12 @@ def test_apply_list_show_delete(env: Env, tmp_path: Path, store_args: list[str])
     assert json.loads(result.output)["condition"] == {"trait": "plan", "equals": "pro"}
     result = run("delete", "pro", *store_args)
     assert result.exit_code == 1
-    assert "used by pro-buyers" in result.output
+    assert "used by segment pro-buyers" in result.output
     result = run("apply", str(path), *store_args)
     assert "pro: updated (version 2, backfill done)" in result.output
+    result = run("delete", "pro-buyers", *store_args)
+    assert result.exit_code == 0, result.output
+    assert result.output == "pro-buyers: deleted, 1 member(s) exited\n"
 
 
 def test_bad_files_exit_2_naming_the_problem(tmp_path: Path, store_args: list[str]) -> None:

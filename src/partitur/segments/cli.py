@@ -153,13 +153,14 @@ def show(key: str, data_dir: Path | None, database_url: str | None) -> None:
 @click.argument("key")
 @store_options
 def delete(key: str, data_dir: Path | None, database_url: str | None) -> None:
-    """Delete a segment (its members and due times; its history stays)."""
+    """Delete a segment: its members exit (recorded in their history), its due times go.
+    Refused while another segment or a published journey uses it."""
     services = open_services(data_dir, database_url)
     try:
-        services.extra["segments"].delete(key)
+        exited = services.extra["segments"].delete(key)
     finally:
         services.close()
-    click.echo(f"{key}: deleted")
+    click.echo(f"{key}: deleted, {exited} member(s) exited")
 
 
 @segments.command("backfill")

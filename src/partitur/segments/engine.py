@@ -24,7 +24,7 @@ from partitur.segments.eventcounts import EventCounts
 from partitur.segments.sql import delete_pairs, id_chunks, insert_rows
 from partitur.store.db import Tx
 
-Cause = Literal["event", "time", "backfill", "static", "merge"]
+Cause = Literal["event", "time", "backfill", "static", "merge", "deleted", "unmerge"]
 _ENC = msgspec.json.Encoder()
 
 

@@ -18,6 +18,7 @@ from partitur.segments.definitions import DefinitionCache, load_definitions
 from partitur.segments.engine import Change, evaluate_people, write
 from partitur.segments.hook import SegmentHook, as_notes
 from partitur.segments.model import check_key, parse_segment
+from partitur.segments.usage import journeys_using
 from partitur.store.db import Tx, chunks
 from partitur.worker.hooks import BatchContext
 
@@ -103,7 +104,10 @@ class SegmentService:
             rows = tx.execute(f"SELECT {_SEGMENT_COLS} FROM segments ORDER BY key")
             return [self._row(row, int(sizes.get(row[0], 0))) for row in rows]
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> int:
+        """Delete a segment nothing uses any more. Its members exit (recorded with cause
+        ``deleted`` and handed to the hooks after ours); the number of them is returned."""
+        now = self.services.clock.now_us()
         with self.services.db.transaction() as tx:
             tx.execute("UPDATE segment_revision SET revision = revision + 1 WHERE id = 1")
             defs = load_definitions(tx)
@@ -111,11 +115,40 @@ class SegmentService:
                 raise NotFound(f"no segment {key!r}")
             users = sorted(defs.dependents.get(key, ()))
             if users:
-                raise Conflict(f"segment {key!r} is used by {', '.join(users)}; change those "
-                               "first", details=[{"segment": k} for k in users])
+                raise Conflict(f"segment {key!r} is used by segment {', '.join(users)}; change "
+                               "those first", details=[{"segment": k} for k in users])
+            journeys = journeys_using(tx, key)
+            if journeys:
+                named = ", ".join(dict.fromkeys(
+                    f"{u.journey} (version {u.version}, {u.where})" for u in journeys))
+                raise Conflict(
+                    f"segment {key!r} is used by journey {named}; archive those journeys or "
+                    "publish versions that do not use it first",
+                    details=[{"journey": u.journey, "version": u.version, "path": u.where}
+                             for u in journeys],
+                )
             tx.execute("DELETE FROM segments WHERE key = ?", (key,))
-            tx.execute("DELETE FROM segment_members WHERE segment = ?", (key,))
             tx.execute("DELETE FROM segment_due WHERE segment = ?", (key,))
+            return self._exit_all(tx, key, now)
+
+    def _exit_all(self, tx: Tx, key: str, now: int, page: int = 5000) -> int:
+        """Every member of ``key`` exits, a page at a time (cause ``deleted``)."""
+        seen = _ENC.encode({"segment deleted": key}).decode()
+        total = 0
+        for _ in range(100_000_000 // page):
+            ids = [str(r[0]) for r in tx.execute(
+                "SELECT profile_id FROM segment_members WHERE segment = ? "
+                "ORDER BY profile_id LIMIT ?", (key, page))]
+            if not ids:
+                break
+            write(tx, [], [(key, p) for p in ids],
+                  [(p, key, 0, now, "deleted", seen) for p in ids],
+                  dialect=self.services.db.dialect)
+            changes = [Change(p, key, False, now, "deleted", {"segment deleted": key})
+                       for p in ids]
+            self.notify(tx, now, profile_store.load(tx, ids), changes)
+            total += len(ids)
+        return total
 
     def _describe(self, tx: Tx, key: str) -> dict[str, Any]:
         row = tx.one(f"SELECT {_SEGMENT_COLS} FROM segments WHERE key = ?", (check_key(key),))
