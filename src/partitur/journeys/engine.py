@@ -145,9 +145,11 @@ class Timer:
 
 @dataclass(frozen=True)
 class Halt:
-    """Leave the journey for a reason from outside (archived, erased, test run ended)."""
+    """Leave the journey for a reason from outside (archived, erased, merged, test run
+    ended); ``details`` go into the path entry next to the reason."""
 
     reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 Trigger = Enter | Event | SegmentChanged | Timer | Halt
@@ -516,7 +518,7 @@ def advance(journey: Journey, instance: Instance, trigger: Trigger, now: int) ->
         if instance.status != "active":
             return Step(instance, ())
         run = _Run(journey, instance, Person(instance.profile_id), now)
-        run.record(instance.step, "halt", {"reason": trigger.reason})
+        run.record(instance.step, "halt", {"reason": trigger.reason, **trigger.details})
         run.end("exited", trigger.reason)
         return run.finish()
     run = _Run(journey, instance, trigger.person, now)

@@ -26,6 +26,7 @@ from partitur.journeys.engine import (
     new_instance,
 )
 from partitur.journeys.engine import _subject as subject_of
+from partitur.journeys.merge import fold_merge
 from partitur.journeys.model import Journey
 from partitur.journeys.people import People
 from partitur.worker.hooks import BatchContext, SegmentChange
@@ -125,10 +126,7 @@ class JourneyHook:
         if live.empty:
             return
         for merged, survivor in batch.merges:
-            tx.execute("UPDATE journey_instances SET profile_id = ? WHERE profile_id = ?",
-                       (survivor, merged))
-            tx.execute("UPDATE journey_path SET profile_id = ? WHERE profile_id = ?",
-                       (survivor, merged))
+            fold_merge(service, tx, merged, survivor, batch.now_us)
         changes = [c for c in batch.changes if isinstance(c, SegmentChange)]
         pids = {e.profile_id for e in batch.events} | {c.profile_id for c in changes}
         if not pids:
