@@ -144,8 +144,12 @@ async def unmerge_profile(request: Request) -> Response:
         with services.db.transaction() as tx:
             lock_identity(services.db, tx)
             live, _ = _live(tx, request.path_params["id"])
-            return unmerge(tx, services.events, live, merge_id, rules_from(settings),
-                           dict(settings.trait_survivorship), services.clock.now_us())
+            result = unmerge(tx, services.events, live, merge_id, rules_from(settings),
+                             dict(settings.trait_survivorship), services.clock.now_us())
+            segments = services.extra.get("segments")
+            if segments is not None:  # memberships follow the two rebuilt profiles
+                segments.reevaluate(tx, [result["profile"], result["restored"]], "unmerge")
+            return result
 
     return api.json(await asyncio.to_thread(run))
 

@@ -15,7 +15,7 @@ from partitur.errors import Conflict, InvalidInput, NotFound
 from partitur.profiles import store as profile_store
 from partitur.profiles.state import ProfileState
 from partitur.segments.definitions import DefinitionCache, load_definitions
-from partitur.segments.engine import Change, evaluate_people, write
+from partitur.segments.engine import Cause, Change, evaluate_people, write
 from partitur.segments.hook import SegmentHook, as_notes
 from partitur.segments.model import check_key, parse_segment
 from partitur.segments.usage import journeys_using
@@ -288,6 +288,18 @@ class SegmentService:
             "unchanged": len(targets) - len(moving),
             "unknown": unknown,
         }
+
+    def reevaluate(self, tx: Tx, profile_ids: Sequence[str], cause: Cause) -> list[Change]:
+        """Evaluate every dynamic segment afresh for these people (after their profiles were
+        rebuilt, e.g. by an unmerge), inside ``tx``; write and hand on the changes."""
+        now = self.services.clock.now_us()
+        people = profile_store.load(tx, sorted(set(profile_ids)))
+        defs = self.cache.get(tx)
+        everything = defs.dynamic_keys
+        outcome = evaluate_people(tx, defs, people, {p: everything for p in people}, now,
+                                  cause, self.services.db.dialect)
+        self.notify(tx, now, people, outcome.changes)
+        return outcome.changes
 
     def notify(
         self, tx: Tx, now: int, people: dict[str, ProfileState], changes: list[Change]
