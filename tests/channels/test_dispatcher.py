@@ -75,6 +75,7 @@ def test_background_dispatcher_sends_right_after_the_commit(
         assert [found[f"bg-{n}"]["status"] for n in range(3)] == ["sent"] * 3
 
 
+@pytest.mark.store("postgres")
 def test_two_dispatchers_share_the_outbox(
     make_services: Any, env_factory: Any, store_kind: str
 ) -> None:

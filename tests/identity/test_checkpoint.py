@@ -16,6 +16,8 @@ from partitur.worker import ProfileWorker
 from partitur.worker.checkpoint import WORKER_AUTOCHECKPOINT, Checkpointer
 from tests.identity.test_worker import ingest
 
+pytestmark = pytest.mark.store("sqlite")
+
 
 @pytest.fixture
 def sqlite_services(services: Services) -> Services:

@@ -29,6 +29,8 @@ MORE = [
     {"type": "identify", "userId": "u-1", "anonymousId": "a-5", "traits": {"plan": "team"}},
 ]
 
+pytestmark = pytest.mark.store("sqlite")
+
 
 def _sqlite(services: Services) -> Services:
     if not isinstance(services.db, SqliteDatabase):

@@ -102,6 +102,7 @@ def test_message_ids_remembered_at_least_a_day(make_services: Any, clock: Manual
         assert services.events.forget_message_ids(tx, dedup_cutoff_us(services)) == 1
 
 
+@pytest.mark.store("postgres")
 def test_postgres_event_log_is_partitioned_by_month(services: Services) -> None:
     if services.db.dialect != "postgres":
         pytest.skip("SQLite keeps the log in one table")
@@ -118,6 +119,7 @@ def test_postgres_event_log_is_partitioned_by_month(services: Services) -> None:
     assert services.events.ensure_partitions(datetime(2030, 5, 17, tzinfo=UTC)) == []
 
 
+@pytest.mark.store("postgres")
 def test_postgres_rebuilds_lost_message_ids_from_the_log(services: Services) -> None:
     """``message_ids`` is unlogged on PostgreSQL: a crash of the database server empties it
     (and ``dedup_state`` with it). The next append notices and rebuilds the window."""
