@@ -38,3 +38,11 @@ def test_issue_example_in_the_docs_is_the_example_file() -> None:
     first = yaml.safe_load(_yaml_blocks()[0])
     example = DOC.parents[1] / "examples" / "journeys" / "welcome.yaml"
     assert first == yaml.safe_load(example.read_text())
+
+
+def test_every_trigger_kind_is_documented() -> None:
+    from partitur.journeys.parse import TRIGGER_KINDS
+
+    table = DOC.read_text().split("### Triggers", 1)[1].split("\n## ", 1)[0]
+    for kind in TRIGGER_KINDS:
+        assert f"`{{{kind}: " in table, kind

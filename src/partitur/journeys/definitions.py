@@ -27,7 +27,8 @@ class Live:
     revision: int = -1
     status: dict[str, str] = field(default_factory=dict)  # key -> live|paused|archived|draft
     current: dict[str, tuple[int, Journey]] = field(default_factory=dict)  # live/paused
-    by_event: dict[str, list[tuple[int, Journey]]] = field(default_factory=dict)
+    # by (call type, name) of what enters: ("track", "Signed Up"), ("page", "*"), ...
+    by_event: dict[tuple[str, str], list[tuple[int, Journey]]] = field(default_factory=dict)
     by_segment: dict[tuple[str, bool], list[tuple[int, Journey]]] = field(default_factory=dict)
     scheduled: list[tuple[int, Journey]] = field(default_factory=list)
 
@@ -81,8 +82,8 @@ class DefinitionCache:
             if status != "live":
                 continue
             trig = journey.trigger
-            if trig.kind == "event" and trig.event:
-                live.by_event.setdefault(trig.event, []).append(pair)
+            if trig.call is not None:
+                live.by_event.setdefault(trig.call, []).append(pair)
             elif trig.kind in ("segment_entered", "segment_exited") and trig.segment:
                 live.by_segment.setdefault(
                     (trig.segment, trig.kind == "segment_entered"), []).append(pair)

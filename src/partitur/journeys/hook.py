@@ -27,7 +27,7 @@ from partitur.journeys.engine import (
 )
 from partitur.journeys.engine import _subject as subject_of
 from partitur.journeys.merge import fold_merge
-from partitur.journeys.model import Journey
+from partitur.journeys.model import Journey, call_cause, call_fields, call_keys
 from partitur.journeys.people import People
 from partitur.worker.hooks import BatchContext, SegmentChange
 
@@ -135,24 +135,26 @@ class JourneyHook:
         work = Pass(service, tx, batch.now_us, people, live)
         work.instances = store.load_for_profiles(tx, pids, batch.now_us,
                                                  lock=service.dialect == "postgres")
+        by_event = live.by_event
+        calls = [call_keys(e.message) if by_event else () for e in batch.events]
         work._entry_people = {
-            e.profile_id for e in batch.events if live.by_event.get(_name(e.message) or "")
+            e.profile_id for e, keys in zip(batch.events, calls, strict=True)
+            if any(k in by_event for k in keys)
         } | {c.profile_id for c in changes if (c.segment, c.entered) in live.by_segment}
-        for event in batch.events:
-            name = _name(event.message)
-            if name is None:
-                continue
+        for event, keys in zip(batch.events, calls, strict=True):
             pid = event.profile_id
-            work.feed(pid, lambda person, paused, n=name, m=event.message, ts=event.ts,
-                      at=event.received_at: Event(person, n, m, ts, paused, at))
-            for version, journey in live.by_event.get(name, ()):
-                where = journey.trigger.where
-                props = event.message.get("properties")
-                if where is not None and not where.matches(
-                        props if isinstance(props, Mapping) else {}, batch.now_us):
-                    continue
-                work.enter(pid, version, journey, _trigger_event(event.message),
-                           f"event {name}")
+            name = _name(event.message)
+            if name is not None:
+                work.feed(pid, lambda person, paused, n=name, m=event.message, ts=event.ts,
+                          at=event.received_at: Event(person, n, m, ts, paused, at))
+            for key in keys:
+                for version, journey in by_event.get(key, ()):
+                    where = journey.trigger.where
+                    if where is not None and not where.matches(call_fields(event.message),
+                                                               batch.now_us):
+                        continue
+                    work.enter(pid, version, journey, _trigger_event(event.message),
+                               call_cause(keys[0]))
         for change in changes:
             pid = change.profile_id
             work.feed(pid, lambda person, _paused, c=change: SegmentChanged(
@@ -172,7 +174,8 @@ def _name(message: Mapping[str, Any]) -> str | None:
 
 def _trigger_event(message: Mapping[str, Any]) -> dict[str, Any]:
     """What an instance keeps of the event that started it (templates see it as ``event``)."""
-    keep = ("type", "event", "properties", "messageId", "timestamp", "userId", "anonymousId")
+    keep = ("type", "event", "name", "properties", "traits", "messageId", "timestamp",
+            "userId", "anonymousId")
     out = {k: message[k] for k in keep if k in message}
     context = message.get("context")
     if isinstance(context, Mapping) and isinstance(context.get("timezone"), str):

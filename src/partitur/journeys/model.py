@@ -7,24 +7,75 @@ Documents become these objects in :mod:`.parse`; :mod:`.validate` checks the gra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from partitur.conditions import Condition, Where
 
 Reentry = Literal["never", "always", "after"]
-TriggerKind = Literal["event", "segment_entered", "segment_exited", "schedule"]
+TriggerKind = Literal["event", "page", "screen", "identify", "segment_entered",
+                      "segment_exited", "schedule"]
 WAITING_TYPES = frozenset({"wait", "wait_for_event"})
+# trigger kind -> the Segment call it enters on
+CALL_TRIGGERS = {"event": "track", "page": "page", "screen": "screen", "identify": "identify"}
+ANY = "*"  # a page or screen trigger on every name
+JOURNEY_SOURCE = "partitur-journeys"  # the library of the events journeys write
 
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
     kind: TriggerKind
-    event: str | None = None  # kind "event"
-    where: Where | None = None  # property filter on the triggering event
+    event: str | None = None  # the track event's, page's or screen's name ("*": any)
+    where: Where | None = None  # filter on the call's properties (identify: its traits)
     segment: str | None = None  # segment_entered / segment_exited / schedule's audience
     schedule: str | None = None  # cron expression, in ``timezone``
     timezone: str = "UTC"
+
+    @property
+    def call(self) -> tuple[str, str] | None:
+        """``(call type, name)`` of the calls that enter people, None for other kinds."""
+        call = CALL_TRIGGERS.get(self.kind)
+        if call is None:
+            return None
+        return (call, ANY if call == "identify" else self.event or ANY)
+
+
+def call_keys(message: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The trigger keys (:attr:`Trigger.call`) a stored Segment message matches. Identify
+    calls that journeys write themselves (``update_profile``) match none, so a journey cannot
+    trigger itself in a loop."""
+    kind = message.get("type")
+    if kind == "track":
+        name = message.get("event")
+        return (("track", name),) if isinstance(name, str) else ()
+    if kind in ("page", "screen"):
+        name = message.get("name")
+        if isinstance(name, str) and name != ANY:
+            return ((kind, name), (kind, ANY))
+        return ((kind, ANY),)
+    if kind == "identify":
+        context = message.get("context")
+        library = context.get("library") if isinstance(context, Mapping) else None
+        if isinstance(library, Mapping) and library.get("name") == JOURNEY_SOURCE:
+            return ()
+        return (("identify", ANY),)
+    return ()
+
+
+def call_fields(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a trigger's ``where`` filters: the traits of an identify, else the properties."""
+    value = message.get("traits" if message.get("type") == "identify" else "properties")
+    return value if isinstance(value, Mapping) else {}
+
+
+def call_cause(key: tuple[str, str]) -> str:
+    """How a path names an entry by a call (its most specific key, the first of
+    :func:`call_keys`): ``event Signed Up``, ``page Pricing``, ``screen``, ``identify``."""
+    call, name = key
+    if name == ANY:
+        return call
+    return f"{'event' if call == 'track' else call} {name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ CATEGORIES = ("marketing", "transactional")
 METHODS = ("POST", "PUT", "PATCH")
 MAX_STEPS = 500
 MAX_WAIT_US = 2 * 366 * 86_400_000_000  # two years
+TRIGGER_KINDS = ("event", "page", "screen", "identify", "segment_entered", "segment_exited",
+                 "schedule")
 TOP_FIELDS = {"key", "name", "description", "trigger", "entry", "goal", "exit_when", "steps"}
 COMMON = {"id", "type", "name", "description"}
 
@@ -139,14 +141,19 @@ def _mapping(value: Any, ctx: _Ctx, field: str) -> Mapping[str, Any]:
 def parse_trigger(doc: Any) -> Trigger:
     ctx = _Ctx(None, "trigger")
     doc = _mapping(doc, _Ctx(None, ""), "trigger")
-    kinds = [k for k in ("event", "segment_entered", "segment_exited", "schedule") if k in doc]
+    kinds = [k for k in TRIGGER_KINDS if k in doc]
     if len(kinds) != 1:
-        raise ctx.fail("", "a trigger has exactly one of event, segment_entered, "
-                           "segment_exited, schedule")
+        raise ctx.fail("", f"a trigger has exactly one of {', '.join(TRIGGER_KINDS)}")
     kind = kinds[0]
-    if kind == "event":
-        ctx.only(doc, {"event", "where"})
-        return Trigger("event", event=ctx.text(doc, "event"), where=ctx.where(doc))
+    if kind in ("event", "page", "screen"):
+        ctx.only(doc, {kind, "where"})
+        return Trigger(kind, event=ctx.text(doc, kind),  # type: ignore[arg-type]
+                       where=ctx.where(doc))
+    if kind == "identify":
+        ctx.only(doc, {"identify", "where"})
+        if doc["identify"] is not True:
+            raise ctx.fail("identify", "true is required: {identify: true, where: {...}}")
+        return Trigger("identify", where=ctx.where(doc))
     if kind == "schedule":
         ctx.only(doc, {"schedule", "segment", "timezone"})
         cron = ctx.text(doc, "schedule")

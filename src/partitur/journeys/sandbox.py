@@ -33,7 +33,7 @@ from partitur.journeys.engine import (
     advance,
     new_instance,
 )
-from partitur.journeys.model import Journey
+from partitur.journeys.model import Journey, call_cause, call_fields, call_keys
 
 
 @dataclass
@@ -104,23 +104,26 @@ class Sandbox:
             if step.changed:
                 self._apply(pid, index, step)
 
-    def event(self, pid: str, name: str, message: Mapping[str, Any], ts: int) -> None:
+    def event(self, pid: str, name: str | None, message: Mapping[str, Any], ts: int) -> None:
+        """One stored call of the person's: ``name`` is a track call's event name (None for
+        page, screen and identify calls, which only enter people)."""
         self.run_timers(ts)
         mine = self.instances.get(pid, [])
         for index, inst in enumerate(mine):
+            if name is None:
+                break
             if inst.status != "active" and (inst.goal_until is None or inst.goal_until < ts):
                 continue
             step = advance(self.journey, inst, Event(self.person_of(pid), name, message, ts), ts)
             if step.changed:
                 self._apply(pid, index, step)
         trig = self.journey.trigger
-        if trig.kind != "event" or trig.event != name:
+        keys = call_keys(message)
+        if trig.call is None or trig.call not in keys:
             return
-        props = message.get("properties")
-        if trig.where is not None and not trig.where.matches(
-                props if isinstance(props, Mapping) else {}, ts):
+        if trig.where is not None and not trig.where.matches(call_fields(message), ts):
             return
-        self.enter(pid, dict(message), ts, f"event {name}")
+        self.enter(pid, dict(message), ts, call_cause(keys[0]))
 
     def enter(self, pid: str, event: dict[str, Any] | None, now: int, cause: str) -> bool:
         mine = self.instances.setdefault(pid, [])

@@ -33,8 +33,26 @@ class _Step(_M):
 
 
 class EventTrigger(_M):
-    event: str = Field(description="Entering event's name (a track call).")
-    where: Where | None = None
+    event: str = Field(min_length=1, description="Entering event's name (a track call).")
+    where: Where | None = Field(None, description="Filter on the event's properties.")
+
+
+class PageTrigger(_M):
+    page: str = Field(min_length=1, description="Name of the page call that enters people; "
+                                                "'*': any page.")
+    where: Where | None = Field(None, description="Filter on the page's properties.")
+
+
+class ScreenTrigger(_M):
+    screen: str = Field(min_length=1, description="Name of the screen call that enters "
+                                                  "people; '*': any.")
+    where: Where | None = Field(None, description="Filter on the screen's properties.")
+
+
+class IdentifyTrigger(_M):
+    identify: Literal[True] = Field(description="An identify call enters people (not the "
+                                                "ones journeys write themselves).")
+    where: Where | None = Field(None, description="Filter on the traits in the call.")
 
 
 class SegmentEnteredTrigger(_M):
@@ -196,7 +214,8 @@ class JourneyModel(_M):
     key: str = Field(pattern=KEY_PATTERN)
     name: str | None = None
     description: str | None = None
-    trigger: EventTrigger | SegmentEnteredTrigger | SegmentExitedTrigger | ScheduleTrigger
+    trigger: (EventTrigger | PageTrigger | ScreenTrigger | IdentifyTrigger
+              | SegmentEnteredTrigger | SegmentExitedTrigger | ScheduleTrigger)
     entry: EntryModel | None = None
     goal: GoalModel | None = None
     exit_when: list[ExitEvent | ExitSegmentEntered | ExitSegmentExited | ExitCondition] = []

@@ -51,6 +51,7 @@ def run_simulation(service: JourneyService, key: str, options: dict[str, Any]
     with service.db.read() as tx:
         people = People(tx, {}, service.settings.default_timezone)
         box = Sandbox(journey, people.get)
+        entering = journey.trigger.call[0] if journey.trigger.call else None  # page, ...
         cursor = (start - 1, 0)
         while replayed < limit:
             rows = tx.execute(
@@ -69,13 +70,13 @@ def run_simulation(service: JourneyService, key: str, options: dict[str, Any]
             for pid, at, seq, name, body, kind in rows:
                 cursor = (int(at), int(seq))
                 replayed += 1
-                if kind != "track" or not name:
+                if (kind != "track" or not name) and kind != entering:
                     continue
                 try:
                     message = _DEC.decode(body)
                 except msgspec.DecodeError:
                     continue
-                box.event(pid, name, message, int(at))
+                box.event(pid, name if kind == "track" else None, message, int(at))
             if box.budget <= 0:
                 truncated = True
                 break

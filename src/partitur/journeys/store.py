@@ -32,6 +32,7 @@ from partitur.journeys.engine import (
     Step,
     UpdateProfile,
 )
+from partitur.journeys.model import JOURNEY_SOURCE
 from partitur.store.db import Tx, chunks
 
 _ENC = msgspec.json.Encoder()
@@ -64,7 +65,7 @@ STEP_KINDS = frozenset({
     "send", "wait", "wait_for_event", "branch", "split", "update_profile", "webhook",
     "emit_event", "exit",
 })
-SOURCE_NAME = "partitur-journeys"
+SOURCE_NAME = JOURNEY_SOURCE
 
 
 def from_row(row: Sequence[Any]) -> Instance:

@@ -134,4 +134,8 @@ def _default_trigger(journey: Any) -> dict[str, Any]:
     trig = journey.trigger
     if trig.kind == "event":
         return {"event": trig.event, "properties": {}}
+    if trig.kind in ("page", "screen"):
+        return {"type": trig.kind, "name": trig.event, "properties": {}}
+    if trig.kind == "identify":
+        return {"type": "identify", "traits": {}}
     return {"event": "Test Run", "properties": {"segment": trig.segment}}
