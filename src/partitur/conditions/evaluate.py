@@ -98,20 +98,33 @@ class _Run:
         now = s.now_us
         since = None if cond.within_us is None else now - cond.within_us
         if self.full and s.event_times is not None:
-            query = EventQuery(cond.event, cond.where, since, None, now)
-            times = self._times.get(query)
-            if times is None:
-                times = self._times[query] = s.event_times(query)
-            count = sum(1 for t in times if t <= now)
+            if since is None:
+                # All time: the count so far, and only the times of events dated in the
+                # future (nothing leaves an endless window), so a long history is not listed.
+                count = self._count(EventQuery(cond.event, cond.where, None, now, now))
+                times = self._list(EventQuery(cond.event, cond.where, now + 1, None, now))
+            else:
+                times = self._list(EventQuery(cond.event, cond.where, since, None, now))
+                count = sum(1 for t in times if t <= now)
             result = cond.holds(count)
             self.seen[cond.label] = count
             return result, _event_change(cond, times, now, count, result)
-        query = EventQuery(cond.event, cond.where, since, now, now)
-        count_or_none = self._counts.get(query)
-        if count_or_none is None:
-            count_or_none = self._counts[query] = s.count_events(query)
-        self.seen[cond.label] = count_or_none
-        return cond.holds(count_or_none), None
+        count = self._count(EventQuery(cond.event, cond.where, since, now, now))
+        self.seen[cond.label] = count
+        return cond.holds(count), None
+
+    def _count(self, query: EventQuery) -> int:
+        found = self._counts.get(query)
+        if found is None:
+            found = self._counts[query] = self.subject.count_events(query)
+        return found
+
+    def _list(self, query: EventQuery) -> Sequence[int]:
+        found = self._times.get(query)
+        if found is None:
+            assert self.subject.event_times is not None
+            found = self._times[query] = self.subject.event_times(query)
+        return found
 
 
 def _event_change(

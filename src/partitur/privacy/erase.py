@@ -73,10 +73,12 @@ def erase(
     _delete_in(tx, "identifiers", "profile_id", profiles)
     _delete_in(tx, "identity_log", "id", log_ids)
     _delete_in(tx, "profiles", "id", profiles)
-    # Segment memberships, due times and entry/exit history (which keeps trait values seen).
+    # Segment memberships, due times, entry/exit history (which keeps trait values seen) and
+    # per-person event totals.
     _delete_in(tx, "segment_members", "profile_id", profiles)
     _delete_in(tx, "segment_due", "profile_id", profiles)
     _delete_in(tx, "segment_history", "profile_id", profiles)
+    _delete_in(tx, "segment_event_counts", "profile_id", profiles)
     # Their journey instances (with the trigger event they keep) and paths (values seen).
     _delete_in(tx, "journey_instances", "profile_id", profiles)
     _delete_in(tx, "journey_path", "profile_id", profiles)

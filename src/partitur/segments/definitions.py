@@ -38,6 +38,7 @@ class Definitions:
     by_trait: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_consent: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     needs: dict[str, list[EventCondition]] = field(default_factory=dict)
+    _counted: frozenset[str] | None = None
 
     @classmethod
     def build(cls, revision: int, segments: Iterable[Segment]) -> Definitions:
@@ -90,13 +91,30 @@ class Definitions:
             todo.extend(self.dependents.get(key, ()))
         return {k for k in out if k in self.segments and self.segments[k].dynamic}
 
+    @property
+    def counted(self) -> frozenset[str]:
+        """Event names some segment counts over all time without a property filter: their
+        per-person totals are kept in ``segment_event_counts``."""
+        found = self._counted
+        if found is None:
+            found = self._counted = frozenset(
+                cond.event for conds in self.needs.values() for cond in conds
+                if _total(cond))
+        return found
+
     def need(self, keys: Iterable[str], now_us: int) -> Need:
-        """The events that evaluating ``keys`` at ``now_us`` can ask about."""
+        """The events that evaluating ``keys`` at ``now_us`` can ask about. An all-time test
+        without a filter reads the person's stored total and only the events dated after
+        now, not their whole history."""
         parts = []
         for key in keys:
             for cond in self.needs.get(key, ()):
+                name = frozenset({cond.event})
+                if _total(cond):
+                    parts.append(Need(name, now_us + 1, False, name))
+                    continue
                 since = None if cond.within_us is None else now_us - cond.within_us
-                parts.append(Need(frozenset({cond.event}), since, bool(cond.where)))
+                parts.append(Need(name, since, bool(cond.where)))
         return Need.union(parts)
 
     def check_cycle(self, candidate: Segment) -> None:
@@ -119,6 +137,10 @@ class Definitions:
                 f"condition: segments would refer to each other in a circle: {cycle}",
                 details=[{"path": "condition", "message": f"cycle {cycle}"}],
             )
+
+
+def _total(cond: EventCondition) -> bool:
+    return cond.within_us is None and not cond.where
 
 
 def _find_cycle(graph: dict[str, set[str]], start: str) -> list[str] | None:

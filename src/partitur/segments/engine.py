@@ -75,9 +75,12 @@ def evaluate_people(
     now_us: int,
     cause: Cause,
     dialect: str = "sqlite",
+    *,
+    keep_totals: bool = False,
 ) -> Outcome:
     """Evaluate ``wanted[profile]`` (and whatever depends on a segment that changes) for
-    each person in ``people``; write and return the changes."""
+    each person in ``people``; write and return the changes. ``keep_totals``: store the
+    all-time event totals built on the way (see :meth:`EventCounts.load`)."""
     wanted = {p: keys for p, keys in wanted.items() if keys and p in people}
     outcome = Outcome([])
     if not wanted or not defs.order:
@@ -97,9 +100,9 @@ def evaluate_people(
     need = defs.need(need_keys, now_us)
     counts = EventCounts.load(
         tx, [p for p in ids if closures[p] & set(defs.needs)] if need.names else [], need,
-        dialect,
+        dialect, keep_totals=keep_totals,
     )
-    outcome.event_rows = counts.loaded_rows
+    outcome.event_rows = counts.loaded_rows + counts.counted_rows
     entered: list[tuple[Any, ...]] = []
     exited: list[tuple[Any, ...]] = []
     history: list[tuple[Any, ...]] = []

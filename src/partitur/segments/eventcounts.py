@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from partitur.conditions import EventQuery
-from partitur.segments.sql import id_chunks
+from partitur.segments.sql import id_chunks, insert_rows
 from partitur.store.db import Tx
 
 _DEC = msgspec.json.Decoder()
@@ -28,27 +28,31 @@ _DEC = msgspec.json.Decoder()
 @dataclass(frozen=True, slots=True)
 class Need:
     """What to load: these event names, from ``since_us`` (None: all time), with or without
-    properties."""
+    properties; and for the names in ``totals``, the stored all-time counts
+    (``segment_event_counts``) instead of the whole history."""
 
     names: frozenset[str]
     since_us: int | None
     properties: bool
+    totals: frozenset[str] = frozenset()
 
     @staticmethod
     def union(needs: Iterable[Need]) -> Need:
         names: set[str] = set()
+        totals: set[str] = set()
         since: int | None = 0
         first = True
         props = False
         for need in needs:
             names |= need.names
+            totals |= need.totals
             props = props or need.properties
             if need.since_us is None or since is None:
                 since = None
             else:
                 since = need.since_us if first else min(since, need.since_us)
             first = False
-        return Need(frozenset(names), None if first else since, props)
+        return Need(frozenset(names), None if first else since, props, frozenset(totals))
 
 
 class _Row:
@@ -85,15 +89,26 @@ class EventCounts:
         # profile -> event name -> rows in time order (and their times, for bisection)
         self._rows: dict[str, dict[str, list[_Row]]] = defaultdict(lambda: defaultdict(list))
         self._times: dict[tuple[str, str], list[int]] = {}
+        self._since: int | None = None  # rows were loaded from here on
+        self._totals: dict[tuple[str, str], int] = {}  # (profile, name) -> all-time count
         self.loaded_rows = 0
+        self.counted_rows = 0  # events counted in SQL to build missing totals
 
     @classmethod
     def load(
-        cls, tx: Tx, profile_ids: Collection[str], need: Need, dialect: str = "sqlite"
+        cls, tx: Tx, profile_ids: Collection[str], need: Need, dialect: str = "sqlite",
+        *, keep_totals: bool = False,
     ) -> EventCounts:
+        """Load what ``need`` asks for. Totals missing from ``segment_event_counts`` are
+        counted from the timeline; with ``keep_totals`` (only the profile worker, which alone
+        adds to them) they are stored for next time."""
         counts = cls()
         if not need.names or not profile_ids:
             return counts
+        counts._since = need.since_us
+        if need.totals:
+            counts._load_totals(tx, sorted(profile_ids), sorted(need.totals), dialect,
+                                keep_totals)
         names = sorted(need.names)
         body = "e.body" if need.properties else "NULL"
         since = "" if need.since_us is None else " AND pe.ts >= ?"
@@ -117,6 +132,39 @@ class EventCounts:
                 counts._times[(pid, name)] = [r.ts for r in person_rows]
         return counts
 
+    def _load_totals(
+        self, tx: Tx, ids: list[str], names: list[str], dialect: str, keep: bool
+    ) -> None:
+        stored: dict[tuple[str, str], int] = {}
+        for who, id_params in id_chunks(dialect, "profile_id", ids):
+            for what, name_params in id_chunks(dialect, "event", names):
+                for pid, name, n in tx.execute(
+                    f"SELECT profile_id, event, n FROM segment_event_counts WHERE {who} "
+                    f"AND {what}", [*id_params, *name_params],
+                ):
+                    stored[(pid, name)] = int(n)
+        missing = sorted({p for p in ids for name in names if (p, name) not in stored})
+        built: dict[tuple[str, str], tuple[int, int | None]] = {
+            (p, name): (0, None) for p in missing for name in names if (p, name) not in stored
+        }
+        for who, id_params in id_chunks(dialect, "pe.profile_id", missing):
+            for what, name_params in id_chunks(dialect, "e.event", names):
+                for pid, name, n, last in tx.execute(
+                    "SELECT pe.profile_id, e.event, COUNT(*), MAX(pe.ts) FROM profile_events "
+                    f"pe JOIN events e ON e.seq = pe.seq WHERE {who} AND {what} "
+                    "GROUP BY pe.profile_id, e.event", [*id_params, *name_params],
+                ):
+                    if (pid, name) in built:
+                        built[(pid, name)] = (int(n), int(last))
+                        self.counted_rows += int(n)
+        self._totals = {**stored, **{k: v[0] for k, v in built.items()}}
+        if keep and built:
+            insert_rows(tx, dialect, "segment_event_counts",
+                        [("profile_id", "text"), ("event", "text"), ("n", "bigint"),
+                         ("last_ts", "bigint")],
+                        [(p, name, n, last) for (p, name), (n, last) in sorted(built.items())],
+                        "ON CONFLICT DO NOTHING")
+
     def _span(self, profile_id: str, query: EventQuery) -> tuple[list[int], int, int]:
         times = self._times.get((profile_id, query.name))
         if times is None:
@@ -136,6 +184,18 @@ class EventCounts:
         ]
 
     def count(self, profile_id: str, query: EventQuery) -> int:
+        total = None
+        if query.since_us is None and not query.where:
+            total = self._totals.get((profile_id, query.name))
+        if total is not None:
+            if query.until_us is None:
+                return total
+            # The rows loaded reach back to the present: those after ``until`` are the
+            # future-dated events the total includes.
+            if self._since is not None and self._since > query.until_us + 1:
+                raise RuntimeError("all-time counts need the rows after 'until' loaded")
+            times = self._times.get((profile_id, query.name), [])
+            return total - (len(times) - bisect_right(times, query.until_us))
         if not query.where:
             _, lo, hi = self._span(profile_id, query)
             return hi - lo

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from partitur.segments.engine import Change, evaluate_people
 from partitur.store.db import Tx
-from partitur.worker.hooks import BatchContext, SegmentChange
+from partitur.worker.hooks import BatchContext, ProcessedEvent, SegmentChange
 
 if TYPE_CHECKING:
     from partitur.segments.service import SegmentService
@@ -57,6 +57,48 @@ def fold_merge(tx: Tx, merged: str, survivor: str) -> None:
     tx.execute("DELETE FROM segment_due WHERE profile_id = ?", (merged,))
     tx.execute("UPDATE segment_history SET profile_id = ? WHERE profile_id = ?",
                (survivor, merged))
+    drop_totals(tx, [merged, survivor])
+
+
+def drop_totals(tx: Tx, profile_ids: list[str]) -> None:
+    """Forget the stored event totals of profiles whose timeline was rebuilt (a merge, an
+    unmerge); they are counted again from the timeline when next needed."""
+    for pid in profile_ids:
+        tx.execute("DELETE FROM segment_event_counts WHERE profile_id = ?", (pid,))
+
+
+def add_to_totals(
+    tx: Tx, names: frozenset[str], events: list[ProcessedEvent], dialect: str
+) -> None:
+    """Add the batch's events to the stored totals that exist (a missing total is counted
+    from the timeline, which already holds the batch, when it is first needed)."""
+    if not names:
+        return
+    adds: dict[tuple[str, str], tuple[int, int]] = {}
+    for event in events:
+        message = event.message
+        name = message.get("event") or message.get("name")  # as the log's event column
+        if isinstance(name, str) and name in names:
+            key = (event.profile_id, name)
+            n, last = adds.get(key, (0, event.ts))
+            adds[key] = (n + 1, max(last, event.ts))
+    if not adds:
+        return
+    rows = [(p, name, n, last) for (p, name), (n, last) in sorted(adds.items())]
+    if dialect == "postgres":
+        tx.execute(
+            "UPDATE segment_event_counts c SET n = c.n + d.n, "
+            "last_ts = GREATEST(COALESCE(c.last_ts, d.t), d.t) "
+            "FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS d(p, e, n, t) "
+            "WHERE c.profile_id = d.p AND c.event = d.e",
+            [[r[i] for r in rows] for i in range(4)],
+        )
+        return
+    tx.executemany(
+        "UPDATE segment_event_counts SET n = n + ?, last_ts = MAX(COALESCE(last_ts, ?), ?) "
+        "WHERE profile_id = ? AND event = ?",
+        [(n, last, last, p, name) for p, name, n, last in rows],
+    )
 
 
 def as_notes(changes: list[Change]) -> list[SegmentChange]:
@@ -67,6 +109,7 @@ class SegmentHook:
     def __init__(self, service: SegmentService) -> None:
         self.service = service
         self.evaluated = 0
+        self.event_rows = 0  # stored events read (or counted) to evaluate conditions
         self.batches = 0
 
     def __call__(self, batch: BatchContext) -> None:
@@ -92,8 +135,11 @@ class SegmentHook:
                 continue
             name, traits, consents = touched(event.message)
             keys |= defs.affected([name] if name else [], traits, consents)
+        dialect = self.service.services.db.dialect
+        add_to_totals(tx, defs.counted, batch.events, dialect)
         outcome = evaluate_people(tx, defs, batch.profiles, wanted, batch.now_us, "event",
-                                  self.service.services.db.dialect)
+                                  dialect, keep_totals=True)
         self.evaluated += outcome.evaluated
+        self.event_rows += outcome.event_rows
         self.batches += 1
         batch.changes.extend(as_notes(outcome.changes))

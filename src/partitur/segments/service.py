@@ -16,7 +16,7 @@ from partitur.profiles import store as profile_store
 from partitur.profiles.state import ProfileState
 from partitur.segments.definitions import DefinitionCache, load_definitions
 from partitur.segments.engine import Cause, Change, evaluate_people, write
-from partitur.segments.hook import SegmentHook, as_notes
+from partitur.segments.hook import SegmentHook, as_notes, drop_totals
 from partitur.segments.model import check_key, parse_segment
 from partitur.segments.usage import journeys_using
 from partitur.store.db import Tx, chunks
@@ -293,6 +293,7 @@ class SegmentService:
         """Evaluate every dynamic segment afresh for these people (after their profiles were
         rebuilt, e.g. by an unmerge), inside ``tx``; write and hand on the changes."""
         now = self.services.clock.now_us()
+        drop_totals(tx, sorted(set(profile_ids)))  # their timelines changed
         people = profile_store.load(tx, sorted(set(profile_ids)))
         defs = self.cache.get(tx)
         everything = defs.dynamic_keys
