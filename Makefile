@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/partitur serve --demo --data partitur-demo
+	$(BIN)/partitur demo --data partitur-demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)

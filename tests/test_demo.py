@@ -1,50 +1,132 @@
-"""The demo: its workspace, its simulated population through the real tracking API, and
-``partitur serve --demo`` as a real server, started twice on the same data directory."""
+"""The demo: its simulated shop (pure, seeded), its workspace, and ``partitur demo`` as a real
+process that loads a history through the tracking API, applies journeys and answers a funnel."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
-from datetime import timedelta
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from partitur.app import create_app
 from partitur.channels.events import SOURCE_NAME as CHANNEL_SOURCE
-from partitur.clock import ManualClock
+from partitur.clock import ManualClock, iso
 from partitur.demo import (
     ADMIN_TOKEN,
     PLAN_POLICY,
     WRITE_KEYS,
+    Api,
     Population,
-    Simulator,
     ensure_workspace,
-    setup_demo,
 )
+from partitur.demo.journeys import for_channel, journey_documents, template_documents
+from partitur.demo.population import DAY_US
 from partitur.demo.sender import loopback_url
 from partitur.errors import InvalidInput
-from partitur.services import Services
+from partitur.journeys.parse import parse_journey
+from partitur.services import Services, build_services
+from partitur.settings import load_settings
+from partitur.templates.store import parse_document
 from tests.conftest import wait_processed
 from tests.helpers import PartiturServer, free_port, http
+
+END = 1_800_000_000_000_000  # 2027-01-15
+
+
+def history(population: Population, end: int = END) -> list[Any]:
+    return [item for chunk in population.history(end, chunk=500) for item in chunk]
+
+
+# -- the population ----------------------------------------------------------------------------
 
 
 def test_population_is_deterministic_from_its_seed() -> None:
     def story(seed: int) -> list[Any]:
-        population = Population(seed=seed, size=50, run="r")
-        return [
-            (item.source, item.message)
-            for tick in range(20)
-            for item in population.tick(1_800_000_000_000_000 + tick * 1_000_000, 10)
-        ]
+        population = Population(seed=seed, size=300, days=14, run="r")
+        told = [(item.source, item.message) for item in history(population)]
+        for tick in range(5):
+            told += [(i.source, i.message) for i in population.tick(END + tick * 10**6, 20)]
+        return told
 
     first = story(11)
     assert first == story(11)
     assert first != story(12)
     assert len({m["messageId"] for _, m in first}) == len(first)
     assert {source for source, _ in first} <= set(WRITE_KEYS)
+    stamps = [m["timestamp"] for _, m in first[: len(first) - 100]]
+    assert iso(END - 14 * DAY_US) <= min(stamps) and max(stamps) < iso(END)
+
+
+def test_history_covers_the_range_and_the_shop() -> None:
+    population = Population(seed=3, size=2000, days=30, run="r")
+    sent = history(population)
+    days = {m.message["timestamp"][:10] for m in sent}
+    assert len(days) >= 29, "people arrive on every day of the range"
+    events = defaultdict(int)
+    for item in sent:
+        events[item.message.get("event") or item.message["type"]] += 1
+    for name in ("page", "screen", "identify", "Product Viewed", "Signed Up", "Product Added",
+                 "Checkout Started", "Order Completed", "Email Opened", "Unsubscribed"):
+        assert events[name] > 0, name
+    # A believable shop: many browse, fewer sign up, fewer buy.
+    assert events["Product Viewed"] > 5 * events["Signed Up"] > 5 * 0.5 * events["Order Completed"]
+    campaigns = {m.message.get("context", {}).get("campaign", {}).get("source") for m in sent}
+    assert {"google", "instagram", "newsletter", None} <= campaigns
+
+
+def test_two_devices_browse_anonymously_then_one_person() -> None:
+    """Both devices send anonymous events first; sign-up on one, sign-in on the other, each
+    with the user id and that device's anonymous id, so identity links them."""
+    population = Population(seed=5, size=600, days=30, run="r")
+    sent = [item.message for item in history(population)]
+    stories = 0
+    for person in population.known:
+        if not (person.two_devices and all(d.signed_in for d in person.devices)):
+            continue
+        ids = {d.anonymous_id for d in person.devices}
+        mine = [m for m in sent if m.get("anonymousId") in ids]
+        links = [m for m in mine if m["type"] == "identify" and m.get("userId")]
+        assert {m["anonymousId"] for m in links} == ids
+        assert all(m["userId"] == person.user_id for m in links)
+        first_link = min(m["timestamp"] for m in links)
+        anonymous_before = {m["anonymousId"] for m in mine
+                            if "userId" not in m and m["timestamp"] < first_link}
+        if anonymous_before == ids:
+            stories += 1
+    assert stories >= 5, "several people browse on two devices before they sign up"
+
+
+def test_carts_are_followed_by_their_cart_id() -> None:
+    population = Population(seed=9, size=1500, days=30, run="r")
+    sent = [item.message for item in history(population)]
+    added: dict[str, set[str]] = defaultdict(set)  # cart -> products
+    owner: dict[str, str] = {}
+    anon_user = {d.anonymous_id: p.user_id for p in population.people for d in p.devices}
+    orders = 0
+    for m in sorted(sent, key=lambda m: m["timestamp"]):
+        props = m.get("properties", {})
+        person = m.get("userId") or anon_user[m["anonymousId"]]
+        if m.get("event") == "Product Added":
+            added[props["cart_id"]].add(props["product_id"])
+            assert owner.setdefault(props["cart_id"], person) == person
+        elif m.get("event") in ("Checkout Started", "Order Completed"):
+            cart = props["cart_id"]
+            assert cart in added, f"{m['event']} for a cart nobody filled"
+            assert owner[cart] == person
+            if m["event"] == "Order Completed":
+                orders += 1
+                assert {p["product_id"] for p in props["products"]} == added[cart]
+                assert props["order_id"] == "order-" + cart.removeprefix("cart-")
+    order_carts = [m["properties"]["cart_id"] for m in sent if m.get("event") == "Order Completed"]
+    assert orders > 20 and len(order_carts) == len(set(order_carts)), "a cart is bought once"
+    assert len(added) > len(order_carts), "some carts are abandoned"
 
 
 def test_tick_respects_the_budget_up_to_one_session() -> None:
@@ -52,7 +134,35 @@ def test_tick_respects_the_budget_up_to_one_session() -> None:
     assert population.tick(0, 0) == []
     for budget in (1, 5, 40):
         batch = population.tick(0, budget)
-        assert budget <= len(batch) < budget + 12
+        assert budget <= len(batch) < budget + 20
+
+
+def test_population_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="at least one person"):
+        Population(size=0)
+    with pytest.raises(ValueError, match="at least one day"):
+        Population(days=0)
+
+
+# -- journeys and templates ------------------------------------------------------------------
+
+
+def test_journeys_and_templates_are_valid_on_both_channels() -> None:
+    for key, doc in ((t["key"], t) for t in template_documents()):
+        parse_document(key, {k: v for k, v in doc.items() if k != "key"})
+    keys = {t["key"] for t in template_documents()}
+    for doc in journey_documents():
+        for email in (True, False):
+            journey = parse_journey(for_channel(doc, email))
+            sends = [s for s in journey.steps if s.type == "send"]
+            assert sends and all(s.template in keys for s in sends)  # type: ignore[union-attr]
+            if not email:
+                assert all(s.channel == "web" for s in sends)  # type: ignore[union-attr]
+    cart = next(d for d in journey_documents() if d["key"] == "abandoned-cart")
+    assert cart["steps"][0]["match"] == {"cart_id": "trigger.properties.cart_id"}
+
+
+# -- the workspace -----------------------------------------------------------------------------
 
 
 def test_workspace_is_idempotent_and_its_keys_work(
@@ -83,13 +193,13 @@ def test_workspace_is_idempotent_and_its_keys_work(
     assert actions == ["blocked", "flagged", "flagged", "flagged"]
 
 
-def test_demo_refuses_to_listen_beyond_loopback(make_services: Any) -> None:
+def test_demo_refuses_to_talk_beyond_loopback(make_services: Any) -> None:
     with pytest.raises(InvalidInput, match="loopback"):
         ensure_workspace(make_services(host="0.0.0.0"))
     with pytest.raises(InvalidInput, match="loopback"):
         ensure_workspace(make_services(host="192.0.2.10"))
     with pytest.raises(ValueError, match="loopback"):
-        Simulator("http://192.0.2.10:8910", WRITE_KEYS, Population(size=1), ManualClock())
+        Api("http://192.0.2.10:8910", WRITE_KEYS, ADMIN_TOKEN)
     assert loopback_url("localhost", 1) == "http://127.0.0.1:1"
     assert loopback_url("::1", 2) == "http://[::1]:2"
 
@@ -97,14 +207,14 @@ def test_demo_refuses_to_listen_beyond_loopback(make_services: Any) -> None:
 def test_simulated_people_become_profiles(
     client: TestClient, services: Services, clock: ManualClock
 ) -> None:
-    """Every event the population sends is accepted, and the profiles tell its story."""
+    """Every event of the history is accepted with its own timestamp, and the profiles tell
+    the population's story: identifiers of both devices, consent, traits, orders."""
     ensure_workspace(services)
-    population = Population(seed=5, size=40)
+    population = Population(seed=5, size=150, days=20, run="r")
     sent: list[dict[str, Any]] = []
-    for _ in range(40):
-        clock.advance(timedelta(seconds=30))
+    for chunk in population.history(clock.now_us(), chunk=300):
         by_source: dict[str, list[dict[str, Any]]] = {}
-        for item in population.tick(clock.now_us(), 40):
+        for item in chunk:
             by_source.setdefault(item.source, []).append(item.message)
             sent.append(item.message)
         for source, batch in by_source.items():
@@ -113,7 +223,7 @@ def test_simulated_people_become_profiles(
     wait_processed(services)
 
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    known = [p for p in population.people if p.signed_up]
+    known = population.known
     two_devices = [p for p in known if sum(d.signed_in for d in p.devices) == 2]
     buyers = [p for p in known if p.orders]
     assert known and two_devices and buyers, "the story should cover sign-ups, devices, orders"
@@ -136,7 +246,10 @@ def test_simulated_people_become_profiles(
         assert profile["traits"]["email"] == person.email
         if person.orders:
             assert profile["traits"]["lifecycle_stage"] == "customer"
-            assert ("phone", person.phone.replace(" ", "")) in ids
+            if person.phone:
+                assert ("phone", person.phone.replace(" ", "")) in ids
+        # The history's timestamps were kept (no sentAt): first seen is in the past.
+        assert profile["first_seen"] < iso(clock.now_us())
 
     # Everything the population sends is in the plan and valid, except the deliberate mistakes
     # (an app build that sends prices as text), which the plan flags.
@@ -149,71 +262,167 @@ def test_simulated_people_become_profiles(
     ]
 
 
-def test_simulator_runs_only_while_the_app_runs(make_services: Any) -> None:
-    # A port nobody listens on: the simulator must not reach any other server meanwhile.
-    services = make_services(port=free_port())
-    app = create_app(services=services)
-    lines: list[str] = []
-    simulator = setup_demo(app, services, echo=lines.append)
-    assert ADMIN_TOKEN in lines[0] and WRITE_KEYS["web"] in lines[0]
-    assert not simulator.running
-    with TestClient(app):
-        assert simulator.running
-    assert not simulator.running
+# -- `partitur demo`, a real process -----------------------------------------------------------
+
+SMALL = ["--people", "200", "--days", "7"]
 
 
-# -- the real server ---------------------------------------------------------------------------
+def demo_command(data: Path, port: int, *args: str) -> list[str]:
+    return [sys.executable, "-m", "partitur", "demo", "--data", str(data),
+            "--host", "127.0.0.1", "--port", str(port), *args]
 
 
-def demo_server(data: Path, database_url: str | None = None) -> PartiturServer:
-    """``partitur serve --demo`` in a subprocess (not yet started)."""
-    return PartiturServer(data, database_url=database_url, args=["--demo"])
+def demo_env(database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTITUR_")}
+    if database_url:
+        env["PARTITUR_DATABASE_URL"] = database_url
+    return env
 
 
-def printed_keys(log: str) -> tuple[dict[str, str], str]:
-    """The write keys by source and the admin token, as the banner shows them."""
-    token = re.search(r"^  admin token +(\S+)$", log, re.M)
-    keys = dict(re.findall(r"^ {2}(?:write key)? +(\w+) +(\S+)$", log, re.M))
-    assert token, log
-    return keys, token.group(1)
+class DemoServer(PartiturServer):
+    """``partitur demo`` (small, live) in a subprocess, started like ``partitur serve``."""
+
+    def _spawn(self) -> None:
+        command = demo_command(self.data_dir, self.port, *SMALL, *self.args)
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=self._env(),
+                stdin=subprocess.DEVNULL,
+            )
+
+    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert self.running, self.log()
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout}s:\n{self.log()}"
+            time.sleep(0.2)
+        return self.log()
 
 
-def profile_count(server: PartiturServer, token: str) -> int:
-    reply = http(
-        "GET",
-        f"{server.url}/api/v1/profiles?trait=plan&value=free&limit=500",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert reply.status == 200, reply.body
-    return len(reply.json()["profiles"])
+def demo_server(data: Path, database_url: str | None = None) -> DemoServer:
+    """A small live demo in a subprocess (not yet started); for the quick-start tests too."""
+    return DemoServer(data, database_url=database_url, args=["--rate", "4"])
+
+
+def funnel_counts(output: str) -> list[int]:
+    counts = [re.search(rf"^  {name} +([\d,]+) ", output, re.M)
+              for name in ("Signed Up", "Product Added", "Order Completed")]
+    assert all(counts), output
+    return [int(c.group(1).replace(",", "")) for c in counts if c]
 
 
 @pytest.mark.serial
-def test_serve_demo_twice_on_the_same_data(tmp_path: Path, database_url: str | None) -> None:
-    server = demo_server(tmp_path / "demo", database_url)
-    seen: list[int] = []
+def test_demo_loads_applies_and_answers(tmp_path: Path, database_url: str | None) -> None:
+    data = tmp_path / "demo"
+    started = time.monotonic()
+    done = subprocess.run(
+        demo_command(data, free_port(), *SMALL, "--no-live"), env=demo_env(database_url),
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Traceback" not in output
+    assert time.monotonic() - started < 60, "the small demo is quick"
+    for text in ("admin token    demo-admin-token", "web      demo-web-write-key",
+                 "welcome (version 1, published)", "abandoned-cart (version 1, published)",
+                 "signup-offer (version 1, published)", "web messages (no SMTP",
+                 "by first-touch campaign source", "One person, two devices"):
+        assert text in output, (text, output)
+    signed_up, carted, ordered = funnel_counts(output)
+    assert signed_up > carted > ordered > 0
+
+    # What the server stored agrees with what was printed.
+    environ = {"PARTITUR_DATABASE_URL": database_url} if database_url else {}
+    services = build_services(load_settings(data, environ=environ))
     try:
-        for _ in range(2):
-            server.start()
-            store = http("GET", f"{server.url}/health").json()["store"]
-            assert store == ("postgres" if database_url else "sqlite")
-            keys, token = printed_keys(server.log())
-            assert keys == WRITE_KEYS and token == ADMIN_TOKEN, server.log()
-            assert f"curl -u {keys['web']}: {server.url}/v1/identify" in server.log()
-            # The printed keys work...
-            for source, key in keys.items():
-                event = {"userId": f"tester-{source}", "event": "Pinged"}
-                reply = http("POST", f"{server.url}/v1/track", event, key=key)
-                assert reply.status == 200, reply.body
-            # ...and the simulated people arrive (about 4 events/s; sign-ups within seconds).
-            deadline = time.monotonic() + 60
-            count = profile_count(server, token)
-            while count <= (seen[-1] if seen else 0) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                count = profile_count(server, token)
-            seen.append(count)
-            assert server.stop() == 0, server.log()
-            server.assert_clean_log()
+        with services.db.read() as tx:
+            users = tx.one("SELECT COUNT(*) FROM identifiers WHERE id_type = 'user_id'")
+            merged = tx.one("SELECT COUNT(*) FROM profiles WHERE merged_into IS NOT NULL")
+            delivered = tx.one("SELECT COUNT(*) FROM outbox WHERE journey = 'welcome' "
+                               "AND step_id = 'welcome' AND status = 'sent'")
+        assert users[0] >= signed_up, "every sign-up is a profile with a user id"
+        assert merged[0] > 0, "second devices' anonymous profiles were merged in"
+        journeys = services.extra["journeys"]
+        stats = {key: journeys.stats(key) for key in ("welcome", "abandoned-cart", "signup-offer")}
+        assert stats["welcome"]["entered"] > 0 and stats["abandoned-cart"]["entered"] > 0
+        assert stats["signup-offer"]["entered"] == stats["welcome"]["entered"]
+        assert delivered[0] == stats["welcome"]["entered"], "welcome messages went out (web)"
+        answer = services.extra["analytics"].funnel(
+            {"steps": ["Signed Up", "Product Added", "Order Completed"], "window": "30d",
+             "from": "2000-01-01", "to": "2100-01-01"})
+        assert [s["count"] for s in answer["steps"]] == [signed_up, carted, ordered]
+    finally:
+        services.close()
+    assert (data / "demo.json").exists()
+
+
+@pytest.mark.serial
+def test_demo_runs_live_and_continues_on_the_same_data(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    server = demo_server(tmp_path / "demo", database_url)
+    server.args = ["--rate", "40"]
+    try:
+        server.start()
+        server.wait_for("Live: about 40 events a second")
+        before = funnel_counts(server.log())
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+        def rows() -> int:
+            reply = http("GET", f"{server.url}/api/v1/analytics/status", headers=admin)
+            assert reply.status == 200, reply.body
+            return int(reply.json()["rows"])
+
+        first, deadline = rows(), time.monotonic() + 60
+        while rows() < first + 100:  # live events arrive and reach analytics
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.5)
+        assert server.stop() == 0, server.log()
+        server.assert_clean_log()
+        assert "stopped; the data stays in" in server.log()
+
+        # Again on the same data: the history is not sent twice; live resumes.
+        server.start()
+        log = server.wait_for("Live: about 40 events a second")
+        assert "History: already loaded" in log
+        assert "(version 1, unchanged)" in log
+        again = funnel_counts(log)
+        assert again[0] >= before[0]
+        assert server.stop() == 0, server.log()
+        server.assert_clean_log()
     finally:
         server.close()
-    assert seen[1] > seen[0] > 0
+
+    # `serve --demo` is the same demo: with its default size it refuses this smaller one.
+    done = subprocess.run(
+        [sys.executable, "-m", "partitur", "serve", "--demo", "--data", str(tmp_path / "demo"),
+         "--port", str(free_port())],
+        env=demo_env(database_url), capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "already holds a demo of 200 people over 7 days" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.serial
+def test_ctrl_c_while_loading_stops_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        demo_command(tmp_path / "demo", free_port(), "--people", "5000"),
+        env=demo_env(None), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("History:"):
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "stopping" in out and "Traceback" not in out

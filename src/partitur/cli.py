@@ -37,13 +37,18 @@ def main() -> None:
 @store_options
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8910).")
-@click.option("--demo", is_flag=True, help="Set up a demo workspace and simulate visitors.")
+@click.option("--demo", is_flag=True, help="The same as `partitur demo` with its defaults.")
 @click.option("--no-worker", is_flag=True, help="Do not run the profile worker in this process.")
 def serve(
     data_dir: Path | None, database_url: str | None, host: str | None, port: int | None,
     demo: bool, no_worker: bool,
 ) -> None:
     """Run the API and its workers in one process."""
+    if demo:
+        from partitur.demo.cli import run_demo
+        from partitur.demo.run import Options
+
+        return run_demo(data_dir, database_url, host, port, Options())
     import uvicorn
 
     from partitur.app import create_app
@@ -55,10 +60,6 @@ def serve(
     )
     services = build_services(settings)
     app = create_app(services=services, start_workers=False if no_worker else None)
-    if demo:
-        from partitur.demo import setup_demo
-
-        setup_demo(app, services)
     where = services.db.dialect
     click.echo(f"Partitur listening on http://{settings.host}:{settings.port} ({where})")
     sys.stdout.flush()
@@ -263,6 +264,7 @@ def settings_cmd(markdown: bool, data_dir: Path | None) -> None:
 def _register_extensions() -> None:
     from partitur.analytics.cli import analytics
     from partitur.channels.cli import deliveries
+    from partitur.demo.cli import demo
     from partitur.journeys.cli import journeys
     from partitur.plan.cli import plan
     from partitur.privacy.cli import privacy
@@ -276,6 +278,7 @@ def _register_extensions() -> None:
     main.add_command(deliveries)
     main.add_command(journeys)
     main.add_command(analytics)
+    main.add_command(demo)
 
 
 _register_extensions()
