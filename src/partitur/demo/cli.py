@@ -39,8 +39,9 @@ def demo(
     """Run Partitur with a simulated online shop, filled through its own APIs.
 
     Sends a history through the tracking API, applies a tracking plan and journeys, prints
-    what analytics answers, then keeps sending live traffic until Ctrl+C. Data goes to --data (default ./partitur-data); a second run on the same data skips the
-    history. See docs/demo.md.
+    what analytics answers, then keeps sending live traffic until Ctrl+C. Data goes to --data
+    (default ./partitur-data); a second run on the same data skips the history. See
+    docs/demo.md.
     """
     options = Options(people=people, days=days, seed=seed, live=live, rate=rate)
     run_demo(data_dir, database_url, host, port, options)
