@@ -35,6 +35,7 @@ from partitur.channels.config import ChannelConfig, build_transports
 from partitur.channels.events import SOURCE_NAME
 from partitur.channels.outbox import NOTIFY_CHANNEL, add_listener, remove_listener
 from partitur.channels.policy import TokenBucket
+from partitur.channels.ratelimit import limits_for, take
 from partitur.channels.record import Finisher
 from partitur.channels.unsubscribe import load_secret
 from partitur.templates.document import CHANNELS
@@ -52,7 +53,7 @@ class Dispatcher:
         *,
         transports: Mapping[str, Transport] | None = None,
         rng: random.Random | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.services = services
         self.db = services.db
@@ -71,8 +72,11 @@ class Dispatcher:
         self.claimer = Claimer(self.config, self.finisher, self.db.dialect)
         self._given = dict(transports or {})
         self.transports: dict[str, Transport] = {}
-        self.buckets = {c: TokenBucket(r) for c, r in self.config.rate_limits.items()}
-        self.monotonic = monotonic
+        # rate limits: in this process on SQLite, shared through the store on PostgreSQL,
+        # where the seconds clock must be one that every dispatcher reads alike
+        self.limits = limits_for(self.db.dialect, self.config.rate_limits)
+        self.monotonic = monotonic or (time.time if self.db.dialect == "postgres"
+                                       else time.monotonic)
         self._turn = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,16 +87,16 @@ class Dispatcher:
         self.errors = 0
 
     # -- the database side (sync, run in a worker thread) --------------------------------------
-    def _limits(self, room: int) -> tuple[dict[str, int], float | None]:
+    def _limits(self, room: int, buckets: Mapping[str, TokenBucket], now_s: float
+                ) -> tuple[dict[str, int], float | None]:
         """Rows to claim per channel, in rotating order; and the wait until a rate-limited
         channel has room again (None if none is held back)."""
         self._turn += 1
         order = [CHANNELS[(self._turn + i) % len(CHANNELS)] for i in range(len(CHANNELS))]
-        now_s = self.monotonic()
         limits: dict[str, int] = {}
         held: float | None = None
         for channel in order:
-            bucket = self.buckets.get(channel)
+            bucket = buckets.get(channel)
             limit = room
             if bucket is not None:
                 limit = min(limit, bucket.available(now_s))
@@ -104,10 +108,15 @@ class Dispatcher:
 
     def claim(self, room: int) -> tuple[list[Job], float]:
         """Claim up to ``room`` messages; returns them and how long to sleep if idle."""
-        limits, held = self._limits(min(room, self.config.batch))
         now_us = self.clock.now_us()
         with self.db.transaction() as tx:
+            now_s = self.monotonic()
+            buckets = self.limits.open(tx, now_s)
+            limits, held = self._limits(min(room, self.config.batch), buckets, now_s)
             jobs = self.claimer.claim(tx, limits, min(room, self.config.batch), now_us)
+            if buckets:
+                take(buckets, (job.row.channel for job in jobs), now_s)
+                self.limits.save(tx, buckets)
             wait = self.POLL_S
             if not jobs:
                 found = tx.one("SELECT MIN(due_at) FROM outbox WHERE due_at IS NOT NULL")
@@ -115,11 +124,6 @@ class Dispatcher:
                     wait = min(wait, max(0.0, (int(found[0]) - now_us) / 1e6))
         if held is not None:
             wait = min(wait, max(0.005, held))
-        now_s = self.monotonic()
-        for job in jobs:
-            bucket = self.buckets.get(job.row.channel)
-            if bucket is not None:
-                bucket.take(now_s, 1)
         return jobs, wait
 
     def record(self, results: list[Result]) -> None:
