@@ -93,6 +93,7 @@ def run_demo(
         api.close()
         server.should_exit = True
         thread.join(30)
+        services.close()
     click.echo(f"stopped; the data stays in {settings.data_dir} (run again to continue)")
 
 
