@@ -322,7 +322,7 @@ def test_demo_loads_applies_and_answers(tmp_path: Path, database_url: str | None
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "nanobind" not in output
     assert time.monotonic() - started < 60, "the small demo is quick"
     for text in ("admin token    demo-admin-token", "web      demo-web-write-key",
                  "welcome (version 1, published)", "abandoned-cart (version 1, published)",
@@ -426,3 +426,16 @@ def test_ctrl_c_while_loading_stops_cleanly(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, out
     assert "stopping" in out and "Traceback" not in out
+
+
+@pytest.mark.serial
+def test_the_demo_page_examples_run(tmp_path: Path) -> None:
+    from tests.test_docs import ROOT, run_block, runnable_blocks
+
+    blocks = runnable_blocks(ROOT / "docs" / "demo.md")
+    assert len(blocks) >= 2
+    with demo_server(tmp_path / "demo") as server:
+        server.wait_for("Live: about")
+        outputs = [run_block(lang, body, server.url) for lang, body in blocks]
+    assert '"deliveries"' in outputs[0] and '"status":"sent"' in outputs[0].replace(" ", "")
+    assert '"journey":"abandoned-cart"' in outputs[1].replace(" ", "")
