@@ -439,3 +439,39 @@ def test_the_demo_page_examples_run(tmp_path: Path) -> None:
         outputs = [run_block(lang, body, server.url) for lang, body in blocks]
     assert '"deliveries"' in outputs[0] and '"status":"sent"' in outputs[0].replace(" ", "")
     assert '"journey":"abandoned-cart"' in outputs[1].replace(" ", "")
+
+
+@pytest.mark.serial
+def test_with_a_mail_server_the_journeys_send_email(tmp_path: Path) -> None:
+    from tests.channels.sinks import SmtpSink
+
+    sink = SmtpSink().start()
+    try:
+        env = demo_env(None) | {
+            "PARTITUR_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?starttls=never",
+            "PARTITUR_SMTP_FROM": "Music shop <shop@example.com>",
+        }
+        data = tmp_path / "demo"
+        done = subprocess.run(
+            demo_command(data, free_port(), *SMALL, "--no-live"), env=env,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "messages go out as email" in done.stdout
+        with sink.lock:
+            mails = list(sink.mails)
+    finally:
+        sink.stop()
+    services = build_services(load_settings(data, environ={}))
+    try:
+        with services.db.read() as tx:
+            outcomes = dict(tx.execute(
+                "SELECT status, COUNT(*) FROM outbox WHERE journey = 'welcome' "
+                "AND step_id = 'welcome' GROUP BY status"))
+    finally:
+        services.close()
+    welcomes = [m for m in mails if m.message["Subject"].startswith("Welcome to the music shop")]
+    assert welcomes and len(welcomes) == outcomes["sent"], (outcomes, len(mails))
+    # Marketing email goes only to those who granted marketing_email; the rest are suppressed.
+    assert set(outcomes) <= {"sent", "suppressed"}
+    assert all(m.recipients[0].endswith("@example.com") for m in welcomes)

@@ -27,10 +27,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from partitur.clock import Clock, iso
+from partitur.clock import Clock, iso, to_us
 from partitur.demo.journeys import apply_journeys
 from partitur.demo.population import DAY_US, Population
 from partitur.demo.report import describe_funnel, describe_journeys, describe_person
@@ -93,14 +94,12 @@ class Demo:
         self.sleep = sleep
         self.monotonic = monotonic
         self.start_us = 0
-        self.population: Population | None = None
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> None:
         self.options.check()
         self.api.wait_healthy()
         population = self.history()
-        self.population = population
         self.phase("Journeys (published after the history, so old events send nothing)")
         channel = "email" if self.email else "web messages (no SMTP server is configured)"
         for line in apply_journeys(self.api, email=self.email):
@@ -306,8 +305,4 @@ class Demo:
 
 
 def _us(timestamp: str) -> int:
-    from datetime import datetime
-
-    from partitur.clock import to_us
-
     return to_us(datetime.fromisoformat(timestamp.replace("Z", "+00:00")))
