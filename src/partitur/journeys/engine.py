@@ -16,8 +16,12 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from operator import attrgetter
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from msgspec.structs import astuple
 
 from partitur.clock import from_us, to_us
 from partitur.conditions import EventQuery, Subject, evaluate, parse_instant
@@ -51,9 +55,9 @@ class Person:
     timezone: str = "UTC"
 
 
-@dataclass(frozen=True)
-class Instance:
-    """One person in one journey (one row)."""
+class Instance(msgspec.Struct, frozen=True):
+    """One person in one journey (one row). A struct rather than a dataclass: one is made
+    for every step of every person, so construction cost counts."""
 
     id: str  # journey:profile:entry
     journey: str
@@ -71,7 +75,7 @@ class Instance:
     ended_at: int | None = None
     exit_reason: str | None = None
     # {"event": trigger event, "visits": {step: n}, "arms": {split: arm}, "decision": ...}
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -97,6 +101,8 @@ class _Draft:
 
 
 _FIELDS = tuple(_Draft.__dataclass_fields__)
+assert Instance.__struct_fields__ == _FIELDS
+_draft_values = attrgetter(*_FIELDS)
 
 
 def new_instance(journey: Journey, version: int, profile_id: str, entry: int,
@@ -191,27 +197,23 @@ class UpdateProfile:
     unset: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ScheduleWake:
+class ScheduleWake(msgspec.Struct, frozen=True):
     at: int
 
 
-@dataclass(frozen=True)
-class Exit:
+class Exit(msgspec.Struct, frozen=True):
     reason: str
     converted: bool = False
 
 
-@dataclass(frozen=True)
-class Convert:
+class Convert(msgspec.Struct, frozen=True):
     """The goal was reached (the instance may have ended before; it still counts)."""
 
     at: int
     step_id: str | None
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(msgspec.Struct, frozen=True):
     """One line of the person's path: what happened at a step and why."""
 
     step_id: str | None
@@ -224,8 +226,7 @@ class Record:
 Command = Send | CallWebhook | Emit | UpdateProfile | ScheduleWake | Exit | Convert | Record
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     instance: Instance
     commands: tuple[Command, ...]
 
@@ -320,7 +321,7 @@ def _subject(person: Person, now: int, event: Mapping[str, Any] | None) -> Subje
 class _Run:
     def __init__(self, journey: Journey, instance: Instance, person: Person, now: int) -> None:
         self.journey = journey
-        self.inst = _Draft(**vars(instance))
+        self.inst = _Draft(*astuple(instance))
         self.person = person
         self.now = now
         self.commands: list[Command] = []
@@ -354,7 +355,7 @@ class _Run:
         draft.context = ctx
         if self.moved:
             draft.state_version += 1
-        return Step(Instance(*[getattr(draft, f) for f in _FIELDS]), tuple(self.commands))
+        return Step(Instance(*_draft_values(draft)), tuple(self.commands))
 
     def end(self, status: Status, reason: str, *, converted: bool = False) -> None:
         self.moved = True

@@ -33,7 +33,7 @@ from partitur.journeys.engine import (
     UpdateProfile,
 )
 from partitur.journeys.model import JOURNEY_SOURCE
-from partitur.store.db import Tx, chunks
+from partitur.store.db import BulkInsert, Tx, chunks, pipelined
 
 _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder()
@@ -43,23 +43,32 @@ COLUMNS = (
     "state_version, entered_at, updated_at, goal_until, converted_at, ended_at, exit_reason, "
     "context"
 )
-_UPSERT = (
-    f"INSERT INTO journey_instances ({COLUMNS}) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+_INSTANCES = BulkInsert(
+    "journey_instances",
+    [("id", "text"), ("journey", "text"), ("version", "bigint"), ("profile_id", "text"),
+     ("entry", "bigint"), ("status", "text"), ("step", "text"), ("wake_at", "bigint"),
+     ("waiting_for", "text"), ("state_version", "bigint"), ("entered_at", "bigint"),
+     ("updated_at", "bigint"), ("goal_until", "bigint"), ("converted_at", "bigint"),
+     ("ended_at", "bigint"), ("exit_reason", "text"), ("context", "text")],
+    "ON CONFLICT (id) DO UPDATE SET "
     "version = excluded.version, status = excluded.status, step = excluded.step, "
     "wake_at = excluded.wake_at, waiting_for = excluded.waiting_for, "
     "state_version = excluded.state_version, updated_at = excluded.updated_at, "
     "goal_until = excluded.goal_until, converted_at = excluded.converted_at, "
-    "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, context = excluded.context"
+    "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, context = excluded.context",
 )
-_PATH = (
-    "INSERT INTO journey_path (instance_id, journey, version, profile_id, step, kind, at, "
-    "reason, message_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PATH = BulkInsert(
+    "journey_path",
+    [("instance_id", "text"), ("journey", "text"), ("version", "bigint"),
+     ("profile_id", "text"), ("step", "text"), ("kind", "text"), ("at", "bigint"),
+     ("reason", "text"), ("message_key", "text")],
+    ordered=True,  # ids in the order of the path
 )
-_STATS = (
-    "INSERT INTO journey_stats (journey, step, metric, value) VALUES (?, ?, ?, ?) "
+_STATS = BulkInsert(
+    "journey_stats",
+    [("journey", "text"), ("step", "text"), ("metric", "text"), ("value", "bigint")],
     "ON CONFLICT (journey, step, metric) DO UPDATE SET value = journey_stats.value + "
-    "excluded.value"
+    "excluded.value",
 )
 STEP_KINDS = frozenset({
     "send", "wait", "wait_for_event", "branch", "split", "update_profile", "webhook",
@@ -161,7 +170,7 @@ def apply(tx: Tx, steps: Sequence[tuple[Step, Instance | None]], now: int,
           effects: Effects) -> Outcome:
     """Write ``steps`` (each with the instance as it was before, None for a new one)."""
     outcome = Outcome()
-    rows = []
+    rows: dict[str, tuple[Any, ...]] = {}  # by id: an instance moved twice is written once
     paths: list[tuple[Any, ...]] = []
     stats: Counter[tuple[str, str, str]] = Counter()
     messages: list[OutboundMessage] = []
@@ -170,7 +179,7 @@ def apply(tx: Tx, steps: Sequence[tuple[Step, Instance | None]], now: int,
         inst = step.instance
         if not step.commands:
             continue
-        rows.append(to_row(inst, now))
+        rows[inst.id] = to_row(inst, now)
         if inst.wake_at is not None and inst.status == "active":
             outcome.wakes.append((inst.wake_at, inst.id, inst.state_version))
         arms = dict(inst.context.get("arms") or {})
@@ -201,12 +210,11 @@ def apply(tx: Tx, steps: Sequence[tuple[Step, Instance | None]], now: int,
                 messages.append(_message(inst, cmd, effects))
             elif isinstance(cmd, Emit | UpdateProfile) and effects.send:
                 events.append(_event(inst, cmd, effects))
-    if rows:
-        tx.executemany(_UPSERT, rows)
-    if paths:
-        tx.executemany(_PATH, paths)
-    if stats and not effects.key_prefix:
-        tx.executemany(_STATS, [(*k, v) for k, v in sorted(stats.items())])
+    with pipelined(tx):  # PostgreSQL: one statement each, sent without waiting
+        _INSTANCES.run(tx, list(rows.values()))
+        _PATH.run(tx, paths)
+        if stats and not effects.key_prefix:
+            _STATS.run(tx, [(*k, v) for k, v in sorted(stats.items())])
     if messages:
         outcome.messages = enqueue(tx, messages, now)
     if events and effects.append_events is not None:
