@@ -475,3 +475,23 @@ def test_with_a_mail_server_the_journeys_send_email(tmp_path: Path) -> None:
     # Marketing email goes only to those who granted marketing_email; the rest are suppressed.
     assert set(outcomes) <= {"sent", "suppressed"}
     assert all(m.recipients[0].endswith("@example.com") for m in welcomes)
+
+
+def test_a_second_live_run_does_not_repeat_the_first() -> None:
+    """Live runs after the same history differ, and their newcomers cannot collide."""
+
+    def live(salt: int) -> tuple[list[Any], Population]:
+        population = Population(seed=4, size=100, days=7, run="h")
+        history(population)
+        population.go_live(f"live{salt}", salt)
+        return [i.message for i in population.tick(END + 1, 400)], population
+
+    first, a = live(1)
+    second, b = live(2)
+    assert first != second and first == live(1)[0]
+    assert all(m["messageId"].startswith("demo-live1-") for m in first)
+    for population, run in ((a, "live1"), (b, "live2")):
+        newcomers = population.people[100:]
+        assert newcomers, "some visitors are new"
+        assert all(p.user_id.startswith(f"user-{run}-") and run in p.email for p in newcomers)
+        assert all(p.phone is None for p in newcomers)

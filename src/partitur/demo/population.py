@@ -155,7 +155,8 @@ class Population:
         device_id = self._anonymous_id().upper() if source == "ios" else None
         return Device(source, self._anonymous_id(), device_id)
 
-    def _person(self, i: int) -> Person:
+    def _person(self, i: int, tag: str = "") -> Person:
+        """Person ``i``; newcomers of a live run carry its ``tag`` in their ids."""
         rng = self.rng
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         home = "web" if rng.random() < 0.65 else "ios"
@@ -171,12 +172,13 @@ class Population:
         touch = rng.choices([t for t, _ in _FIRST_TOUCH], [w for _, w in _FIRST_TOUCH])[0]
         return Person(
             index=i,
-            user_id=f"user-{self.seed}-{i:05d}",
-            email=f"{_ascii(first)}.{_ascii(last)}.{i}@example.com".lower(),
+            user_id=f"user-{tag or self.seed}-{i:05d}",
+            email=f"{_ascii(first)}.{_ascii(last)}.{i}{'.' + tag if tag else ''}@example.com"
+            .lower(),
             first_name=first,
             last_name=last,
             # Ofcom's range for drama: a thousand numbers that never ring anyone.
-            phone=f"+44 7700 900{i:03d}" if i < 1000 else None,
+            phone=f"+44 7700 900{i:03d}" if i < 1000 and not tag else None,
             devices=devices,
             consent=consent,
             first_touch=touch,
@@ -238,6 +240,13 @@ class Population:
         return items
 
     # -- live ----------------------------------------------------------------------------------
+    def go_live(self, run: str, salt: int) -> None:
+        """Continue after the history as run ``run`` (in message, cart and newcomers' ids),
+        with randomness re-seeded from the seed and ``salt`` (say, the start time), so that a
+        second live run on the same history does not repeat the first one."""
+        self.run = run
+        self.rng.seed(f"{self.seed}:{salt}")
+
     def tick(self, now_us: int, budget: int) -> list[Outgoing]:
         """The next sessions, at least ``budget`` events (a session is never cut in half),
         spread over the moments before ``now_us``, in order."""
@@ -254,7 +263,7 @@ class Population:
         if self.known and rng.random() < 0.5:
             return rng.choice(self.known)
         if rng.random() < 0.1:
-            self.people.append(self._person(len(self.people)))
+            self.people.append(self._person(len(self.people), tag=self.run))
             return self.people[-1]
         return rng.choice(self.people)
 

@@ -201,7 +201,8 @@ class Demo:
     # -- 3. today ------------------------------------------------------------------------------
     def today(self, population: Population) -> None:
         budget = max(300, self.options.people // 20)
-        population.run = f"t{self.clock.now_us():x}"
+        now = self.clock.now_us()
+        population.go_live(f"live{now:x}", salt=now)
         sent = self.api.send(population.tick(self.clock.now_us(), budget),
                              sent_at=iso(self.clock.now_us()))
         self.phase(f"Today: {sent:,} events of people visiting right now; the journeys see them")
@@ -278,7 +279,6 @@ class Demo:
     # -- 5. live -------------------------------------------------------------------------------
     def live(self, population: Population) -> None:
         o = self.options
-        population.run = f"live{self.clock.now_us():x}"
         self.phase(f"Live: about {o.rate:g} events a second until Ctrl+C")
         credit, last = 0.0, self.monotonic()
         said, sent = last, 0
