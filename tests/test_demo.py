@@ -3,6 +3,7 @@ process that loads a history through the tracking API, applies journeys and answ
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -426,6 +427,8 @@ def test_ctrl_c_while_loading_stops_cleanly(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, out
     assert "stopping" in out and "Traceback" not in out
+    marker = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert marker["complete"] is False, "the next run sends the history again (deduplicated)"
 
 
 @pytest.mark.serial

@@ -118,13 +118,13 @@ class Demo:
     def history(self) -> Population:
         o = self.options
         loaded = self._marker()
+        if loaded and (loaded.seed, loaded.people, loaded.days) != (o.seed, o.people, o.days):
+            raise InvalidInput(
+                f"{self.data_dir} already holds a demo of {loaded.people:,} people over "
+                f"{loaded.days} days (seed {loaded.seed}); use another --data directory "
+                f"for a different one"
+            )
         if loaded and loaded.complete:
-            if (loaded.seed, loaded.people, loaded.days) != (o.seed, o.people, o.days):
-                raise InvalidInput(
-                    f"{self.data_dir} already holds a demo of {loaded.people:,} people over "
-                    f"{loaded.days} days (seed {loaded.seed}); use another --data directory "
-                    f"for a different one"
-                )
             self.phase(f"History: already loaded ({o.people:,} people over {o.days} days, up to "
                        f"{iso(loaded.end_us)}); rebuilding the population in memory")
             population = self._population(loaded.end_us)
