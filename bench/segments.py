@@ -3,6 +3,7 @@
     python bench/segments.py                                  # SQLite, 20,000 events, 2,000 people
     python bench/segments.py --store postgres                 # the same on PostgreSQL
     python bench/segments.py --events 50000 --people 5000 --segments 20
+    python bench/segments.py --scenario history --history 1000   # all-time over long histories
 
 In-process, no HTTP: the same events are loaded into two fresh stores (through the real
 ingest path, with the worker off), then the profile worker drains each: once with no
@@ -10,6 +11,11 @@ segments defined, once with ``--segments`` realistic segments (traits, consent, 
 windows with property filters, segments of segments). The difference, and the time spent
 inside the segment hook, is the cost per event. Then the two other paths: a backfill of a new
 segment over everyone, and due changes fired by moving the manual clock 31 days.
+
+The history scenario (``--scenario history``) gives ``--history-people`` people ``--history``
+past orders each, then processes rounds of new orders with one segment "at least 3 orders":
+once over all time (read from the stored per-person totals) and once with a window as long as
+the history (every past order read on each evaluation, as all time used to be).
 """
 
 from __future__ import annotations
@@ -197,6 +203,63 @@ def run(kind: str, base: str, events: list[dict[str, Any]], segments: int,
             services.close()
 
 
+HISTORY_SEGMENTS = {
+    # The same test two ways: all time reads the stored total; a window as long as the
+    # history reads every event in it, which is what all time cost before the totals.
+    "all_time": {"key": "frequent", "condition": {"event": "Order Completed", "at_least": 3}},
+    "long_window": {"key": "frequent", "condition": {"event": "Order Completed",
+                                                     "at_least": 3, "within": "3650d"}},
+}
+
+
+def run_history(kind: str, base: str, people: int, history: int, rounds: int,
+                per_round: int, batch: int, variant: str) -> dict[str, Any]:
+    """People with ``history`` past orders each; then ``rounds`` rounds of ``per_round`` new
+    orders each, processed by the worker with one segment over their orders: the hook's time
+    and the stored events it read, per new event, round by round."""
+    with fresh_store(kind, base) as (tmp, url):
+        clock = ManualClock()
+        settings = load_settings(tmp / "data", environ={}, database_url=url,
+                                 worker_enabled=False, worker_batch=batch)
+        services = build_services(settings, clock=clock)
+        try:
+            now_s = clock.now_us() // 1_000_000
+            past = [{"type": "track", "userId": f"user-{p}", "event": "Order Completed",
+                     "timestamp": iso((now_s - 300 * DAY_S + i * 60) * 1_000_000)}
+                    for i in range(history) for p in range(people)]
+            load(services, past)
+            ProfileWorker(services).drain()
+            if kind == "postgres":  # as autovacuum would after a load this size
+                with services.db.transaction() as tx:
+                    tx.execute("ANALYZE")
+            service = services.extra["segments"]
+            service.put(HISTORY_SEGMENTS[variant])
+            run_backfills(services)
+            hook = TimedHook(service.hook)
+            services.batch_hooks[services.batch_hooks.index(service.hook)] = hook
+            out: dict[str, Any] = {"people": people, "history_per_person": history,
+                                   "rounds": []}
+            for _ in range(rounds):
+                clock.advance(timedelta(seconds=1))
+                load(services, [{"type": "track", "userId": f"user-{p}",
+                                 "event": "Order Completed"}
+                                for _ in range(per_round) for p in range(people)])
+                hook.seconds = 0.0
+                rows_before = service.hook.event_rows
+                processed = ProfileWorker(services).drain()
+                out["rounds"].append({
+                    "events": processed,
+                    "hook_us_per_event": round(hook.seconds / processed * 1e6, 1),
+                    "rows_read_per_event": round(
+                        (service.hook.event_rows - rows_before) / processed, 1),
+                })
+            with services.db.read() as tx:
+                out["members"] = tx.one("SELECT COUNT(*) FROM segment_members")[0]
+            return out
+        finally:
+            services.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
@@ -205,17 +268,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=2_000)
     parser.add_argument("--segments", type=int, default=len(SEGMENTS))
     parser.add_argument("--batch", type=int, default=2_000, help="worker_batch")
+    parser.add_argument("--scenario", choices=["mix", "history", "all"], default="all",
+                        help="mix: realistic events and segments; history: an all-time "
+                             "condition over long histories")
+    parser.add_argument("--history-people", type=int, default=100)
+    parser.add_argument("--history", type=int, default=1_000,
+                        help="past orders per person in the history scenario")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-round", type=int, default=1,
+                        help="new orders per person in each round of the history scenario")
     args = parser.parse_args(argv)
-    start = ManualClock().now_us() // 1_000_000
-    events = make_events(args.events, args.people, start)
-    base = run(args.store, args.database_url, events, 0, args.batch)
-    with_segments = run(args.store, args.database_url, events, args.segments, args.batch)
-    extra = (1 / with_segments["events_per_s"] - 1 / base["events_per_s"]) * 1e6
-    print(json.dumps({
-        "store": args.store, "machine": machine(), "people": args.people,
-        "without_segments": base, "with_segments": with_segments,
-        "extra_us_per_event": round(extra, 1),
-    }, indent=2))
+    report: dict[str, Any] = {"store": args.store, "machine": machine()}
+    if args.scenario in ("mix", "all"):
+        start = ManualClock().now_us() // 1_000_000
+        events = make_events(args.events, args.people, start)
+        base = run(args.store, args.database_url, events, 0, args.batch)
+        with_segments = run(args.store, args.database_url, events, args.segments, args.batch)
+        extra = (1 / with_segments["events_per_s"] - 1 / base["events_per_s"]) * 1e6
+        report.update({"people": args.people, "without_segments": base,
+                       "with_segments": with_segments, "extra_us_per_event": round(extra, 1)})
+    if args.scenario in ("history", "all"):
+        report["history"] = {
+            variant: run_history(args.store, args.database_url, args.history_people,
+                                 args.history, args.rounds, args.per_round, args.batch,
+                                 variant)
+            for variant in HISTORY_SEGMENTS
+        }
+    print(json.dumps(report, indent=2))
     return 0
 
 

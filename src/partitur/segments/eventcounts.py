@@ -110,27 +110,35 @@ class EventCounts:
             counts._load_totals(tx, sorted(profile_ids), sorted(need.totals), dialect,
                                 keep_totals)
         names = sorted(need.names)
-        body = "e.body" if need.properties else "NULL"
-        since = "" if need.since_us is None else " AND pe.ts >= ?"
-        for who, id_params in id_chunks(dialect, "pe.profile_id", sorted(profile_ids)):
-            for what, name_params in id_chunks(dialect, "e.event", names):
-                params: list[Any] = [*id_params, *name_params]
-                if need.since_us is not None:
-                    params.append(need.since_us)
-                rows = tx.execute(
-                    f"SELECT pe.profile_id, pe.ts, e.event, {body} "
-                    "FROM profile_events pe JOIN events e ON e.seq = pe.seq "
-                    f"WHERE {who} AND {what}{since}",
-                    params,
-                )
-                for profile_id, ts, name, text in rows:
-                    counts._rows[profile_id][name].append(_Row(name, int(ts), text))
-                counts.loaded_rows += len(rows)
+        counts._load_rows(tx, sorted(profile_ids), names, need, dialect)
         for pid, by_name in counts._rows.items():
             for name, person_rows in by_name.items():
                 person_rows.sort(key=lambda r: r.ts)
                 counts._times[(pid, name)] = [r.ts for r in person_rows]
         return counts
+
+    def _add(self, rows: Iterable[tuple[Any, Any, Any, Any]]) -> None:
+        n = 0
+        for profile_id, ts, name, text in rows:
+            self._rows[profile_id][name].append(_Row(name, int(ts), text))
+            n += 1
+        self.loaded_rows += n
+
+    def _load_rows(
+        self, tx: Tx, ids: list[str], names: list[str], need: Need, dialect: str
+    ) -> None:
+        body = "e.body" if need.properties else "NULL"
+        since = "" if need.since_us is None else " AND pe.ts >= ?"
+        for who, id_params in id_chunks(dialect, "pe.profile_id", ids):
+            for what, name_params in id_chunks(dialect, "e.event", names):
+                params: list[Any] = [*id_params]
+                if need.since_us is not None:
+                    params.append(need.since_us)
+                self._add(tx.execute(
+                    f"SELECT pe.profile_id, pe.ts, e.event, {body} FROM profile_events pe "
+                    f"JOIN events e ON e.seq = pe.seq WHERE {who}{since} AND {what}",
+                    [*params, *name_params],
+                ))
 
     def _load_totals(
         self, tx: Tx, ids: list[str], names: list[str], dialect: str, keep: bool
@@ -147,16 +155,18 @@ class EventCounts:
         built: dict[tuple[str, str], tuple[int, int | None]] = {
             (p, name): (0, None) for p in missing for name in names if (p, name) not in stored
         }
+        counted: list[Any] = []
         for who, id_params in id_chunks(dialect, "pe.profile_id", missing):
             for what, name_params in id_chunks(dialect, "e.event", names):
-                for pid, name, n, last in tx.execute(
+                counted.extend(tx.execute(
                     "SELECT pe.profile_id, e.event, COUNT(*), MAX(pe.ts) FROM profile_events "
                     f"pe JOIN events e ON e.seq = pe.seq WHERE {who} AND {what} "
                     "GROUP BY pe.profile_id, e.event", [*id_params, *name_params],
-                ):
-                    if (pid, name) in built:
-                        built[(pid, name)] = (int(n), int(last))
-                        self.counted_rows += int(n)
+                ))
+        for pid, name, n, last in counted:
+            if (pid, name) in built:
+                built[(pid, name)] = (int(n), int(last))
+                self.counted_rows += int(n)
         self._totals = {**stored, **{k: v[0] for k, v in built.items()}}
         if keep and built:
             insert_rows(tx, dialect, "segment_event_counts",
