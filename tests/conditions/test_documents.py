@@ -132,7 +132,9 @@ def test_references() -> None:
     assert refs.consents == {"marketing_email"}
     assert refs.time_dependent is True
     assert refs.uses_current_event is False
-    plain = references(parse_condition({"event": "Signed Up"}))
+    # An event dated in the future makes even an all-time test change with time.
+    assert references(parse_condition({"event": "Signed Up"})).time_dependent is True
+    plain = references(parse_condition({"trait": "plan", "equals": "pro"}))
     assert plain.time_dependent is False
     assert references(parse_condition({"trait": "d", "after": "now"})).time_dependent is True
     assert references(parse_condition({"event_property": "x", "exists": True})).uses_current_event

@@ -133,3 +133,18 @@ def test_totals_follow_the_timeline_over_many_batches(env: Env) -> None:
         assert n == _timeline(env, pid, name), (pid, name)
     three = {pid for (pid, name), n in stored.items() if name == "A" and n >= 3}
     assert env.members("three") == three
+
+
+def test_an_all_time_test_alone_follows_an_event_dated_in_the_future(env: Env) -> None:
+    env.define("bought", {"event": "Order Completed"})
+    env.track("kari", "Signed Up")
+    kari = env.profile_of("kari")
+    env.send({"type": "track", "userId": "kari", "event": "Order Completed",
+              "timestamp": iso(env.clock.now_us() + 3_600_000_000),
+              "sentAt": iso(env.clock.now_us())})
+    env.process()
+    assert env.members("bought") == set()
+    env.advance(minutes=59)
+    assert env.members("bought") == set()
+    env.advance(minutes=2)
+    assert env.members("bought") == {kari}

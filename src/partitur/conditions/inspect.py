@@ -48,9 +48,7 @@ def references(cond: Condition) -> References:
             timed = timed or node.test.time_dependent
         elif isinstance(node, EventCondition):
             events.add(node.event)
-            timed = timed or node.within_us is not None or any(
-                t.test.time_dependent for t in node.where.tests
-            )
+            timed = True  # events leave windows, and events dated in the future arrive
         elif isinstance(node, ConsentCondition):
             consents.add(node.purpose)
         elif isinstance(node, SegmentCondition):
