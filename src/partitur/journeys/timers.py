@@ -11,6 +11,9 @@ journey's segment when its cron time comes.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from croniter import croniter
@@ -39,7 +42,27 @@ def fire_due(service: JourneyService, now_us: int, *, batch: int | None = None) 
     return total
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection during one round: a round makes tens of thousands of
+    short-lived containers (rows, contexts, commands), which trigger young-generation
+    collections that cost about a fifth of the round's time and find almost nothing. The
+    round is bounded (``journeys_batch`` rows), and collection resumes when it ends."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _round(service: JourneyService, now_us: int, size: int) -> int:
+    with gc_paused():
+        return _claim_and_advance(service, now_us, size)
+
+
+def _claim_and_advance(service: JourneyService, now_us: int, size: int) -> int:
     db = service.db
     with db.transaction() as tx:
         live = service.cache.live(tx)
