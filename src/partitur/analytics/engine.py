@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from partitur.analytics.duck import connect, deadline, sql_list, sql_text
+from partitur.analytics.idhash import IdHashes
 from partitur.analytics.store import Manifest, ParquetStore, empty_events_file
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class Source:
     sql: str
     manifest: Manifest
     files: int
+    paths: tuple[str, ...] = ()  # the event files read
+    alias: str | None = None  # the alias file applied
 
 
 class QueryEngine:
@@ -34,6 +37,7 @@ class QueryEngine:
         self.settings = settings
         self.store = ParquetStore(settings.analytics_path)
         self._db: Any = None
+        self.ids = IdHashes()
 
     @property
     def db(self) -> Any:
@@ -75,13 +79,18 @@ class QueryEngine:
         scan = f"read_parquet({sql_list(paths)})"
         alias = self.store.alias_path(manifest)
         if alias is None:
-            return Source(sql=scan, manifest=manifest, files=files)
+            return Source(sql=scan, manifest=manifest, files=files, paths=tuple(paths))
         sql = (
             "(SELECT e.* REPLACE (COALESCE(a.survivor, e.profile_id) AS profile_id) "
             f"FROM {scan} e LEFT JOIN read_parquet('{sql_text(alias)}') a "
             "ON e.profile_id = a.merged)"
         )
-        return Source(sql=sql, manifest=manifest, files=files)
+        return Source(sql=sql, manifest=manifest, files=files, paths=tuple(paths), alias=alias)
+
+    def distinct_ids(self, cursor: Any, source: Source) -> bool:
+        """True when ``hash(profile_id)`` tells every person of ``source`` apart
+        (:mod:`.idhash`)."""
+        return self.ids.distinct(cursor, source.paths, source.alias)
 
     @contextmanager
     def cursor(self, timeout: float | None = None) -> Iterator[Any]:

@@ -23,10 +23,11 @@ PEOPLE_STATUSES = ("dropped", "reached", "converted", "excluded")
 @dataclass(frozen=True)
 class Result:
     """People of one funnel run: per person ordinal a sort key, one of their event seqs (to
-    look their profile id up), the breakdown value; the engine's outcome."""
+    look their profile id up; None when the key alone tells people apart, see
+    :mod:`.idhash`), the breakdown value; the engine's outcome."""
 
     keys: np.ndarray[Any, Any]  # uint64 hash of the profile id, per person ordinal
-    seqs: np.ndarray[Any, Any]  # int64, a seq of the person's, per person ordinal
+    seqs: np.ndarray[Any, Any] | None  # int64, a seq of the person's, per person ordinal
     values: list[Any]  # breakdown value per person ordinal (None without breakdown)
     outcome: fe.Outcome
     source: Source
@@ -37,11 +38,15 @@ class Result:
         return lookup_ids(self, ordinals)
 
 
-def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str) -> str:
+def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str | None
+            ) -> str:
     # People are told apart by a 64-bit hash of their id (integers sort far faster than
-    # strings); a second hash detects the (astronomically rare) collision, see :func:`run`.
+    # strings). Unless the files' ids are known to have no two sharing it (``salt`` None, see
+    # :mod:`.idhash`), a second hash detects the (astronomically rare) collision, see
+    # :func:`_fetch`.
     first = f"hash(profile_id || {p(salt)})" if salt else "hash(profile_id)"
-    pid = f"{first} AS pid, hash(profile_id || {p(salt + '#')}) AS pid2"
+    pid = f"{first} AS pid" if salt is None else (
+        f"{first} AS pid, hash(profile_id || {p(salt + '#')}) AS pid2")
     bval = path_sql(q.breakdown.path, p) if (breakdown and q.breakdown) else "NULL"
     mask = "(" + " + ".join(f"(CASE WHEN {match_sql(m, p)} THEN {1 << k} ELSE 0 END)"
                             for k, m in enumerate(q.steps)) + ")::INTEGER"
@@ -50,10 +55,11 @@ def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str) 
     where = [time_sql(q.from_us, q.to_us)]
     matches = [*q.steps, *(x.match for x in q.exclusions)]
     if q.order == "strict":
-        where.append("type IN (" + ", ".join(p(t) for t in ACTION_TYPES) + ")")
+        where.append(f"type = ANY({p(list(ACTION_TYPES))})")
     elif all(m.event is not None for m in matches):
+        # (A list parameter: DuckDB then filters in the scan, before it reads other columns.)
         names = sorted({m.event for m in matches if m.event is not None})
-        where.append("event IN (" + ", ".join(p(n) for n in names) + ")")
+        where.append(f"event = ANY({p(names)})")
     inner = (f"SELECT {pid}, epoch_us(ts) AS t, seq, {bval} AS bval, {mask} AS mask, "
              f"{xmask} AS xmask FROM {source} WHERE {' AND '.join(where)}")
     plain = all(m.event is not None and m.type is None and not m.where for m in matches)
@@ -62,11 +68,14 @@ def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str) 
     return f"SELECT * FROM ({inner}) WHERE mask != 0 OR xmask != 0"
 
 
-def _sql(q: FunnelQuery, source: str, breakdown: bool, salt: str = "") -> tuple[str, list[Any]]:
+def _sql(q: FunnelQuery, source: str, breakdown: bool, salt: str | None = ""
+         ) -> tuple[str, list[Any]]:
     p = Params()
     base = _select(q, source, p, breakdown, salt)
     mode = q.breakdown.attribution if (breakdown and q.breakdown) else None
-    cols = "pid2, t, seq, mask" + (", xmask" if q.exclusions else "") + (
+    # Without a known-safe hash, a second hash and a seq per person to look the id up by.
+    pid2, seq = ("", "") if salt is None else ("pid2, ", "seq, ")
+    cols = f"{pid2}t, {seq}mask" + (", xmask" if q.exclusions else "") + (
         ", bval" if mode in ("first_touch", "last_touch") else "")
     if mode == "all_events":
         # One run per value the person has: only their events carrying that value.
@@ -82,7 +91,8 @@ def _sql(q: FunnelQuery, source: str, breakdown: bool, salt: str = "") -> tuple[
             f"vals AS (SELECT DISTINCT pid, bval AS vval FROM src WHERE (mask & {bit}) != 0), "
             "who AS (SELECT * FROM vals UNION ALL SELECT DISTINCT pid, NULL FROM src "
             "WHERE pid NOT IN (SELECT pid FROM vals)) "
-            f"SELECT s.pid, w.vval, s.pid2, s.t, s.seq, CASE WHEN (s.mask & {bit}) != 0 AND "
+            f"SELECT s.pid, w.vval, {pid2 and 's.' + pid2}s.t, {seq and 's.' + seq}"
+            f"CASE WHEN (s.mask & {bit}) != 0 AND "
             f"s.bval IS DISTINCT FROM w.vval THEN s.mask - {bit} ELSE s.mask END AS mask, "
             "s.xmask FROM src s JOIN who w ON s.pid = w.pid "
             "ORDER BY s.pid, w.vval NULLS FIRST, s.t"
@@ -100,10 +110,15 @@ def _codes(column: Any) -> tuple[np.ndarray[Any, Any], list[Any]]:
 
 def _fetch(engine: QueryEngine, q: FunnelQuery, source: Source, breakdown: bool) -> pa.Table:
     """The rows, sorted; if two people's ids share a hash, again with another salt."""
+    with engine.cursor() as cur:
+        if engine.distinct_ids(cur, source):
+            sql, params = _sql(q, source.sql, breakdown, None)
+            table: pa.Table = cur.sql(sql, params=params).to_arrow_table()
+            return table
     for salt in ("", "1", "2", "3"):
         sql, params = _sql(q, source.sql, breakdown, salt)
         with engine.cursor() as cur:
-            table: pa.Table = cur.sql(sql, params=params).to_arrow_table()
+            table = cur.sql(sql, params=params).to_arrow_table()
         pid = table.column("pid").to_numpy()
         pid2 = table.column("pid2").to_numpy()
         if not np.any((pid[1:] == pid[:-1]) & (pid2[1:] != pid2[:-1])):
@@ -149,7 +164,8 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
         values = _touch(table, person, mask, people, last=mode == "last_touch")
     else:
         values = [None] * people
-    seqs = table.column("seq").to_numpy()[firsts].astype(np.int64)
+    seqs = (table.column("seq").to_numpy()[firsts].astype(np.int64)
+            if "seq" in table.column_names else None)
     return Result(pid[firsts], seqs, values, outcome, source, engine)
 
 
@@ -157,10 +173,26 @@ def lookup_ids(result: Result, ordinals: Any) -> dict[int, str]:
     chosen = np.unique(np.asarray(ordinals, np.int64))
     if not chosen.size:
         return {}
+    if result.seqs is None:
+        keys = result.keys[chosen]
+        by_key = ids_by_key(result.engine, result.source, keys)
+        return {int(o): by_key[int(k)] for o, k in zip(chosen, keys, strict=True)
+                if int(k) in by_key}
     seqs = result.seqs[chosen]
     by_seq = ids_by_seq(result.engine, result.source, seqs)
     return {int(o): by_seq[int(s)] for o, s in zip(chosen, seqs, strict=True)
             if int(s) in by_seq}
+
+
+def ids_by_key(engine: QueryEngine, source: Source, keys: Any) -> dict[int, str]:
+    """Profile id (aliases applied) of the people whose ``hash(profile_id)`` is in ``keys``
+    (only where that hash is known to tell the people of ``source`` apart)."""
+    with engine.cursor() as cur:
+        cur.register("_keys", pa.table({"h": pa.array(np.asarray(keys, np.uint64))}))
+        rows = cur.sql(f"SELECT DISTINCT hash(profile_id), profile_id FROM {source.sql} "
+                       "WHERE hash(profile_id) IN (SELECT h FROM _keys)").fetchall()
+        cur.unregister("_keys")
+    return {int(key): str(pid) for key, pid in rows}
 
 
 def ids_by_seq(engine: QueryEngine, source: Source, seqs: Any) -> dict[int, str]:

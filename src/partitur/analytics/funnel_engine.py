@@ -28,6 +28,7 @@ within the window" is one comparison and every search is one ``searchsorted``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,9 +120,15 @@ def _run(events: Events, spec: Spec, window: int) -> Outcome:
     key = _keys(events, window)
     if spec.order == "any":
         starts, reached, times, tainted = _any(key, events, spec, window)
-    else:
-        starts, reached, times, tainted = _ordered(key, events, spec, window)
-    return _choose(events, starts, reached, times, tainted, spec.steps)
+        return _choose(events, starts, reached, tainted, spec.steps, lambda at: times[at])
+    starts, reached, used, tainted = _ordered(key, events, spec, window)
+
+    def step_times(at: Ints) -> Ints:  # only for the attempts that count
+        rows = used[at]
+        found: Ints = np.where(rows >= 0, events.t[np.maximum(rows, 0)], -1)
+        return found
+
+    return _choose(events, starts, reached, tainted, spec.steps, step_times)
 
 
 def _step_rows(mask: Ints, steps: int) -> list[Ints]:
@@ -140,7 +147,27 @@ class _Next:
         return found
 
 
-def _latest_starts(starts: Ints, person: Ints, group_lo: Ints, mask: Ints) -> Ints:
+def _group_lo(key: Ints, at: Ints) -> Ints:
+    """Per row in ``at``, the first row with the same key (time) as it."""
+    lo = at.copy()
+    tie = np.flatnonzero(at > 0)
+    tie = tie[key[at[tie] - 1] == key[at[tie]]]
+    if tie.size:
+        lo[tie] = np.searchsorted(key, key[at[tie]], side="left")
+    return lo
+
+
+def _group_hi(key: Ints, at: Ints) -> Ints:
+    """Per row in ``at``, one past the last row with the same key (time) as it."""
+    hi: Ints = at + 1
+    tie = np.flatnonzero(hi < len(key))
+    tie = tie[key[hi[tie]] == key[at[tie]]]
+    if tie.size:
+        hi[tie] = np.searchsorted(key, key[at[tie]], side="right")
+    return hi
+
+
+def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints) -> Ints:
     """Drop a step-1 event when the person's next step-1 event comes before any event that
     could be their step 2, and matches no other step: from step 2 on both attempts would take
     the same events, and the later one has the later deadline, so it reaches at least as far
@@ -148,12 +175,12 @@ def _latest_starts(starts: Ints, person: Ints, group_lo: Ints, mask: Ints) -> In
     an older one)."""
     if len(starts) < 2:
         return starts
-    second = (mask & 2) != 0
-    seconds = np.r_[0, np.cumsum(second, dtype=np.int64)]  # seconds[i]: step-2 rows before i
     nxt = starts[1:]
     cur = starts[:-1]
     same = (person[nxt] == person[cur]) & (mask[nxt] == 1)
-    between = seconds[nxt + 1] - seconds[group_lo[cur]]  # step-2 rows in [group(cur), next]
+    second = (mask & 2) != 0
+    seconds = np.r_[0, np.cumsum(second, dtype=np.int64)]  # seconds[i]: step-2 rows before i
+    between = seconds[nxt + 1] - seconds[_group_lo(key, cur)]  # in [group(cur), next]
     keep = np.r_[~(same & (between == 0)), True]
     kept: Ints = starts[keep]
     return kept
@@ -180,16 +207,10 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
     steps = spec.steps
     size = len(key)
     mask = events.mask
-    rows = np.arange(size, dtype=np.int64)
-    starts_group = np.r_[True, key[1:] != key[:-1]]
-    group_lo = np.maximum.accumulate(np.where(starts_group, rows, 0))
-    group_hi = rows  # strict order and exclusions need where each time group ends
-    if spec.order == "strict" or spec.exclusions:
-        ends_group = np.r_[starts_group[1:], True]
-        group_hi = np.minimum.accumulate(np.where(ends_group, rows + 1, size)[::-1])[::-1]
-    starts = np.flatnonzero(mask & 1).astype(np.int64)
+    step_rows = _step_rows(mask, steps)
+    starts = step_rows[0]
     if spec.order == "ordered" and not spec.exclusions and steps > 1:
-        starts = _latest_starts(starts, events.person, group_lo, mask)
+        starts = _latest_starts(starts, events.person, key, mask)
     count = len(starts)
     reached = np.ones(count, np.int64)
     used = np.full((count, steps), -1, np.int64)
@@ -200,11 +221,12 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
         live = np.flatnonzero(reached == k)
         if not live.size:
             break
-        nxt = _Next(np.flatnonzero(mask & (1 << k)).astype(np.int64), size)
+        nxt = _Next(step_rows[k], size)
         start_key = key[used[live, 0]]
         cur = used[live, k - 1]
         cur_key = key[cur]
-        found = _unused(nxt, nxt[group_lo[cur]], used[live, :k], key, cur_key)
+        cur_lo = _group_lo(key, cur)
+        found = _unused(nxt, nxt[cur_lo], used[live, :k], key, cur_key)
         inside = found < size
         found_key = key[np.minimum(found, size - 1)]
         ok = inside & (found_key - start_key <= window)
@@ -214,13 +236,13 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
             # nothing else is left in this one, or it is the attempt's first). Both can be
             # right (the next group may hold an event that would otherwise break the chain),
             # so when both exist the attempt is split in two and both are followed.
-            hi = group_hi[cur]
+            hi = _group_hi(key, cur)
             later = nxt[hi]
             first = cur_key == start_key
-            whole = in_group[live] == hi - group_lo[cur]
+            whole = in_group[live] == hi - cur_lo
             later_ok = later < size
             later_key = key[np.minimum(later, size - 1)]
-            nxt_ok = (later_ok & (group_lo[np.minimum(later, size - 1)] == hi)
+            nxt_ok = (later_ok & (_group_lo(key, np.minimum(later, size - 1)) == hi)
                       & (later_key - start_key <= window) & (first | whole))
             both = same & nxt_ok
             if both.any():
@@ -248,7 +270,6 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
         used, reached = used[order], reached[order]
     starts = used[:, 0].copy()
     start_key = key[starts]
-    times = np.where(used >= 0, events.t[np.maximum(used, 0)], -1)
     tainted = np.zeros(count, np.bool_)
     for bit, (lo_step, hi_step) in enumerate(spec.exclusions):
         flags = (events.xmask & (1 << bit)) != 0
@@ -256,7 +277,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
             continue
         nxt = _Next(np.flatnonzero(flags).astype(np.int64), size)
         live = np.flatnonzero(reached > lo_step)
-        after = group_hi[used[live, lo_step]]  # strictly after the from-step's time
+        after = _group_hi(key, used[live, lo_step])  # strictly after the from-step's time
         found = nxt[after]
         # A row the attempt used as a step is not an exclusion of it.
         for _ in range(steps + 1):
@@ -270,7 +291,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
         upper = np.where(done, key[np.maximum(used[live, hi_step], 0)] - 1,
                          start_key[live] + window)
         tainted[live] |= inside & (key[np.minimum(found, size - 1)] <= upper)
-    return starts, reached, times, tainted
+    return starts, reached, used, tainted
 
 
 def _any(key: Ints, events: Events, spec: Spec, window: int
@@ -321,8 +342,9 @@ def _any(key: Ints, events: Events, spec: Spec, window: int
     return starts, reached, times, tainted
 
 
-def _choose(events: Events, starts: Ints, reached: Ints, times: Ints,
-            tainted: npt.NDArray[np.bool_], steps: int) -> Outcome:
+def _choose(events: Events, starts: Ints, reached: Ints, tainted: npt.NDArray[np.bool_],
+            steps: int, times: Callable[[Ints], Ints]) -> Outcome:
+    """The outcome; ``times(at)``: the step times of the attempts at positions ``at``."""
     if not len(starts):
         empty = np.zeros(0, np.int64)
         return Outcome(empty, empty, np.zeros((0, steps), np.int64), empty)
@@ -338,6 +360,6 @@ def _choose(events: Events, starts: Ints, reached: Ints, times: Ints,
     return Outcome(
         person=counted.astype(np.int64),
         furthest=reached[first_good].astype(np.int64),
-        times=times[first_good],
+        times=times(first_good),
         excluded=excluded.astype(np.int64),
     )
