@@ -212,3 +212,16 @@ def test_a_persons_segments_and_history(env: Env) -> None:
     assert body["history"][1]["seen"] == {"event:Order Completed within 30d": 1}
     assert env.client.get("/api/v1/profiles/nobody/segments",
                           headers=env.admin).status_code == 404
+
+
+def test_the_api_checks_documents_against_the_published_schema() -> None:
+    from partitur.errors import InvalidInput
+    from partitur.segments.schema import check_schema
+
+    check_schema({"key": "ok", "condition": {"event": "E", "within": "30d"}})
+    with pytest.raises(InvalidInput) as caught:
+        check_schema({"key": "x", "condition": {"all": [{"event": "E", "within": "1 month"}]}})
+    assert caught.value.details[0]["path"].startswith("condition")
+    with pytest.raises(InvalidInput) as caught:
+        check_schema({"key": "x", "type": "static", "condition": {"segment": "y"}})
+    assert caught.value.details[0]["path"] == "$"

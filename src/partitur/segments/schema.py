@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import jsonschema_rs
+
 from partitur.conditions import condition_defs
+from partitur.errors import InvalidInput
 from partitur.segments.model import KEY_PATTERN
 
 
@@ -45,3 +49,22 @@ def segment_schema() -> dict[str, Any]:
         ],
         "$defs": condition_defs(),
     }
+
+
+@cache
+def _validator() -> Any:
+    return jsonschema_rs.validator_for(segment_schema())
+
+
+def check_schema(doc: Any) -> None:
+    """:class:`InvalidInput` naming the path if ``doc`` breaks the published schema. The API
+    parses documents with :func:`~partitur.segments.model.parse_segment` (which gives the
+    clearer messages) and then checks them here, so it never stores what the schema refuses."""
+    errors = list(_validator().iter_errors(doc))
+    if not errors:
+        return
+    error = max(errors, key=lambda e: len(e.instance_path))  # the most precise place
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                   for p in error.instance_path).lstrip(".") or "$"
+    raise InvalidInput(f"{path}: {error.message} (schema segment.json)",
+                       details=[{"path": path, "message": error.message}])

@@ -18,6 +18,7 @@ from partitur.segments.definitions import DefinitionCache, load_definitions
 from partitur.segments.engine import Cause, Change, evaluate_people, write
 from partitur.segments.hook import SegmentHook, as_notes, drop_totals
 from partitur.segments.model import check_key, parse_segment
+from partitur.segments.schema import check_schema
 from partitur.segments.usage import journeys_using
 from partitur.store.db import Tx, chunks
 from partitur.worker.hooks import BatchContext
@@ -52,6 +53,7 @@ class SegmentService:
     def put(self, doc: Any, key: str | None = None) -> tuple[dict[str, Any], bool]:
         """Create or replace a segment; (its description, created?)."""
         seg = parse_segment(doc, key=key)
+        check_schema(doc)  # the published schema is the contract: never store what it refuses
         now = self.services.clock.now_us()
         with self.services.db.transaction() as tx:
             # Serialises every definition change (and so the cycle check) across processes.
