@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from partitur.store.db import Database, Row, Tx, chunks
+from partitur.store.db import Database, Row, Tx, chunks, pg_json_param
 from partitur.store.recent_ids import RecentIds
 
 EVENT_COLUMNS = (
@@ -312,9 +312,9 @@ class PostgresEventLog(EventLog):
         # one simply waits for the other (then sees a conflict) instead of deadlocking.
         fresh = tx.execute(
             "INSERT INTO message_ids (message_id, received_at) "
-            "SELECT id, at FROM unnest(?::text[], ?::bigint[]) AS claim(id, at) ORDER BY id "
-            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-            ([row[0] for row in rows], [row[7] for row in rows]),
+            "SELECT c->>0, (c->>1)::bigint FROM jsonb_array_elements(?::jsonb) AS claim(c) "
+            "ORDER BY 1 ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            (pg_json_param([(row[0], row[7]) for row in rows]),),
         )
         if len(fresh) == len(rows):
             return set()

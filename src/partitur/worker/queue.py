@@ -19,7 +19,10 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
-from partitur.store.db import Tx, select_in
+from partitur.store.db import Tx, pg_json_array, pg_json_param, select_in
+
+_COUNT_QUEUED = f"SELECT COUNT(*) FROM event_queue WHERE seq = ANY({pg_json_array('?', 'bigint')})"
+_DELETE_QUEUED = f"DELETE FROM event_queue WHERE seq = ANY({pg_json_array('?', 'bigint')})"
 
 log = logging.getLogger("partitur.worker")
 
@@ -92,8 +95,7 @@ class EventQueue:
         if not taken.queued:
             return 0
         if self.postgres:
-            row = tx.one("SELECT COUNT(*) FROM event_queue WHERE seq = ANY(?::bigint[])",
-                         (taken.queued,))
+            row = tx.one(_COUNT_QUEUED, (pg_json_param(taken.queued),))
         elif parts is None:
             row = tx.one("SELECT COUNT(*) FROM event_queue WHERE seq <= ?", (taken.queued[-1],))
         else:
@@ -108,7 +110,7 @@ class EventQueue:
         if not taken.queued:
             return
         if self.postgres:
-            tx.execute("DELETE FROM event_queue WHERE seq = ANY(?::bigint[])", (taken.queued,))
+            tx.execute(_DELETE_QUEUED, (pg_json_param(taken.queued),))
         elif parts is None:
             tx.execute("DELETE FROM event_queue WHERE seq <= ?", (taken.queued[-1],))
         else:
