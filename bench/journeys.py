@@ -1,6 +1,7 @@
 """Journey benchmarks: step transitions, event → outbox latency, memory with people asleep.
 
     python bench/journeys.py transitions [--store postgres] [--people 50000]
+    python bench/journeys.py transitions --store postgres --workers 2 [--people 40000]
     python bench/journeys.py latency [--rate 1000] [--seconds 10]
     python bench/journeys.py memory [--people 1000000]
 
@@ -9,6 +10,11 @@ second at a time and the timer runner's own code (:func:`partitur.journeys.fire_
 every due row, advances it and writes the row, its path entry and counters, in transactions of
 ``journeys_batch`` rows. Compared with a bare loop of ``UPDATE journey_instances ... WHERE id =
 ?`` in transactions of the same size on the same store: the ratio to what storage allows.
+
+With ``--workers N`` (PostgreSQL) the timers are fired by N separate processes on the same
+database, as N ``partitur worker`` processes would: each runs ``fire_due`` for the same due
+time, claiming batches with ``FOR UPDATE SKIP LOCKED``; the rate is all rows fired over the
+time from the first process starting to the last one finishing (per round).
 
 ``latency``: ``partitur serve``'s app under uvicorn in this process (system clock, worker and
 timer runner on, dispatcher off), a client posting ``--rate`` events/s (batches of 10), each a
@@ -133,6 +139,81 @@ def transitions(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_to_bare": round(best / bare, 2)}
 
 
+def transitions_workers(args: argparse.Namespace) -> dict[str, Any]:
+    """Seed here, fire in ``args.workers`` processes; they are told the due time on stdin."""
+    import subprocess
+
+    rounds = 3
+    with make_services("postgres", journeys_batch=args.batch) as services:
+        assert isinstance(services.clock, ManualClock)
+        journey = publish(services, chain(rounds + 1))
+        seed(services, journey, args.people)
+        url = services.settings.database_url
+        assert url is not None
+        procs = [subprocess.Popen(
+            [sys.executable, __file__, "timer-worker", "--database-url", url,
+             "--batch", str(args.batch)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(args.workers)]
+        try:
+            for proc in procs:  # each says "ready" once its services are open
+                assert _line(proc).strip() == "ready"
+            results = []
+            for _ in range(rounds):
+                services.clock.advance(timedelta(seconds=1))
+                now = services.clock.now_us()
+                for proc in procs:
+                    assert proc.stdin is not None
+                    proc.stdin.write(f"{now}\n")
+                    proc.stdin.flush()
+                done = [json.loads(_line(proc)) for proc in procs]
+                fired = sum(d["fired"] for d in done)
+                assert fired == args.people, fired
+                span = max(d["end"] for d in done) - min(d["start"] for d in done)
+                results.append({"per_s": round(fired / span),
+                                "per_worker": [d["fired"] for d in done],
+                                "cpu_s": [round(d["cpu"], 2) for d in done]})
+        finally:
+            for proc in procs:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            for proc in procs:
+                proc.wait(timeout=60)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+    best = max(r["per_s"] for r in results)
+    return {"store": "postgres", "workers": args.workers, "people": args.people,
+            "batch": args.batch, "rounds": results, "best": best,
+            "best_per_worker": round(best / args.workers)}
+
+
+def _line(proc: Any) -> str:
+    line: str = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("a timer worker stopped")
+    return line
+
+
+def timer_worker(args: argparse.Namespace) -> None:
+    """One process firing timers for ``transitions --workers``: a due time per stdin line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(Path(tmp) / "data", environ={},
+                                 database_url=args.database_url, journeys_batch=args.batch)
+        services = build_services(settings, clock=ManualClock())
+        try:
+            service = services.extra["journeys"]
+            print("ready", flush=True)
+            for line in sys.stdin:
+                if not line.strip():
+                    break
+                started, cpu = time.time(), time.process_time()
+                fired = fire_due(service, int(line))
+                print(json.dumps({"fired": fired, "start": started, "end": time.time(),
+                                  "cpu": time.process_time() - cpu}), flush=True)
+        finally:
+            services.close()
+
+
 def latency(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
     import uvicorn
@@ -255,20 +336,35 @@ def _seed_from(services: Services, journey: Any, first: int, count: int) -> None
             apply(tx, steps, now, journeys.effects())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["transitions", "latency", "memory"])
+    parser.add_argument("mode", choices=["transitions", "latency", "memory", "timer-worker"])
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="transitions on PostgreSQL: fire timers in this many processes")
+    parser.add_argument("--database-url", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.mode == "timer-worker":
+        timer_worker(args)
+        return 0
     if args.people is None:
         args.people = 1_000_000 if args.mode == "memory" else 50_000
-    result = {"transitions": transitions, "latency": latency, "memory": memory}[args.mode](args)
+    if args.mode == "transitions" and args.workers:
+        if args.store != "postgres":
+            parser.error("--workers needs --store postgres (SQLite has one writer)")
+        if not 1 <= args.workers <= 8:
+            parser.error("--workers is 1 to 8")
+        args.mode = "transitions-workers"
+    modes = {"transitions": transitions, "transitions-workers": transitions_workers,
+             "latency": latency, "memory": memory}
+    result = modes[args.mode](args)
     print(json.dumps({"machine": machine(), **result}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
