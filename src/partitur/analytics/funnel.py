@@ -142,12 +142,13 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
     else:
         vval, vval_names = np.zeros(0, np.int64), []
         new = np.r_[True, pid[1:] != pid[:-1]]
-    person = np.cumsum(new).astype(np.int64) - 1
+    person = np.cumsum(new, dtype=np.int64)
+    person -= 1
     firsts = np.flatnonzero(new)
     mask = table.column("mask").to_numpy().astype(np.int64)
     events = fe.Events(
         person=person,
-        t=table.column("t").to_numpy().astype(np.int64),
+        t=table.column("t").to_numpy().astype(np.int64, copy=False),
         mask=mask,
         xmask=(table.column("xmask").to_numpy().astype(np.int64)
                if "xmask" in table.column_names else np.zeros(len(mask), np.int64)),

@@ -69,11 +69,15 @@ def run(events: Events, spec: Spec) -> Outcome:
         empty = np.zeros(0, np.int64)
         return Outcome(empty, empty, np.zeros((0, spec.steps), np.int64), empty)
     window = min(spec.window_us, int(events.t.max() - events.t.min()) + 1)
+    bounds = _bounds(events.person)
     parts = []
-    for lo, hi in _chunks(events, window):
+    for lo, hi in _chunks(events, window, bounds):
         sub = Events(events.person[lo:hi], events.t[lo:hi], events.mask[lo:hi],
                      events.xmask[lo:hi])
-        parts.append(_run(sub, spec, window))
+        at = bounds[np.searchsorted(bounds, lo):np.searchsorted(bounds, hi)]
+        parts.append(_run(sub, spec, window, at - lo))
+    if len(parts) == 1:
+        return parts[0]
     return Outcome(
         person=np.concatenate([p.person for p in parts]),
         furthest=np.concatenate([p.furthest for p in parts]),
@@ -87,8 +91,12 @@ def _bounds(person: Ints) -> Ints:
     return np.flatnonzero(np.r_[True, person[1:] != person[:-1]]).astype(np.int64)
 
 
-def _chunks(events: Events, window: int) -> list[tuple[int, int]]:
-    starts = _bounds(events.person)
+def _chunks(events: Events, window: int, starts: Ints | None = None
+            ) -> list[tuple[int, int]]:
+    """Row ranges of whole people whose keys (:func:`_keys`) fit in int64; ``starts``: where
+    each person's rows start, if known."""
+    if starts is None:
+        starts = _bounds(events.person)
     ends = np.r_[starts[1:], len(events.t)]
     spans = events.t[ends - 1] - events.t[starts] + window + 1
     total = np.cumsum(spans)
@@ -104,8 +112,7 @@ def _chunks(events: Events, window: int) -> list[tuple[int, int]]:
     return out
 
 
-def _keys(events: Events, window: int) -> Ints:
-    starts = _bounds(events.person)
+def _keys(events: Events, window: int, starts: Ints) -> Ints:
     ends = np.r_[starts[1:], len(events.t)]
     t0 = events.t[starts]
     spans = events.t[ends - 1] - t0 + window + 1
@@ -116,8 +123,8 @@ def _keys(events: Events, window: int) -> Ints:
     return keys
 
 
-def _run(events: Events, spec: Spec, window: int) -> Outcome:
-    key = _keys(events, window)
+def _run(events: Events, spec: Spec, window: int, starts: Ints) -> Outcome:
+    key = _keys(events, window, starts)
     if spec.order == "any":
         starts, reached, times, tainted = _any(key, events, spec, window)
         return _choose(events, starts, reached, tainted, spec.steps, lambda at: times[at])
@@ -132,7 +139,23 @@ def _run(events: Events, spec: Spec, window: int) -> Outcome:
 
 
 def _step_rows(mask: Ints, steps: int) -> list[Ints]:
-    return [np.flatnonzero(mask & (1 << k)).astype(np.int64) for k in range(steps)]
+    """Per step, the rows matching it (increasing)."""
+    if steps > 16:
+        return [np.flatnonzero((mask & (1 << k)) != 0) for k in range(steps)]
+    # One stable (radix) sort of the small masks groups the rows by mask, in row order; a
+    # step's rows are the groups whose mask has its bit (merged if several).
+    small = mask.astype(np.uint8 if steps <= 8 else np.uint16)
+    order = np.argsort(small, kind="stable")
+    counts = np.bincount(small, minlength=1 << steps)
+    ends = np.cumsum(counts)
+    values = np.flatnonzero(counts)
+    out = []
+    for k in range(steps):
+        parts = [order[ends[v] - counts[v]:ends[v]] for v in values if v & (1 << k)]
+        rows = (np.zeros(0, np.int64) if not parts else parts[0] if len(parts) == 1
+                else np.sort(np.concatenate(parts)))
+        out.append(rows.astype(np.int64, copy=False))
+    return out
 
 
 class _Next:
@@ -167,7 +190,8 @@ def _group_hi(key: Ints, at: Ints) -> Ints:
     return hi
 
 
-def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints) -> Ints:
+def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints, seconds: Ints
+                   ) -> Ints:
     """Drop a step-1 event when the person's next step-1 event comes before any event that
     could be their step 2, and matches no other step: from step 2 on both attempts would take
     the same events, and the later one has the later deadline, so it reaches at least as far
@@ -178,10 +202,9 @@ def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints) -> Ints:
     nxt = starts[1:]
     cur = starts[:-1]
     same = (person[nxt] == person[cur]) & (mask[nxt] == 1)
-    second = (mask & 2) != 0
-    seconds = np.r_[0, np.cumsum(second, dtype=np.int64)]  # seconds[i]: step-2 rows before i
-    between = seconds[nxt + 1] - seconds[_group_lo(key, cur)]  # in [group(cur), next]
-    keep = np.r_[~(same & (between == 0)), True]
+    # Is there a step-2 row (``seconds``: they, increasing) in [group(cur), next]?
+    after = np.r_[seconds, len(key)][np.searchsorted(seconds, _group_lo(key, cur))]
+    keep = np.r_[~(same & (after > nxt)), True]
     kept: Ints = starts[keep]
     return kept
 
@@ -210,7 +233,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
     step_rows = _step_rows(mask, steps)
     starts = step_rows[0]
     if spec.order == "ordered" and not spec.exclusions and steps > 1:
-        starts = _latest_starts(starts, events.person, key, mask)
+        starts = _latest_starts(starts, events.person, key, mask, step_rows[1])
     count = len(starts)
     reached = np.ones(count, np.int64)
     used = np.full((count, steps), -1, np.int64)
