@@ -16,6 +16,7 @@ dependencies is needed; PostgreSQL runs need a reachable server (``--database-ur
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import shutil
@@ -32,7 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import loadgen
-from servers import HOST, Server, machine, machine_cpu, pg_schema, pg_version, wait_quiet
+from servers import (
+    HOST,
+    Server,
+    machine,
+    machine_cpu,
+    pg_schema,
+    pg_version,
+    proc_cpu,
+    proc_status,
+    wait_quiet,
+)
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -253,6 +264,8 @@ def mode_processing(args: argparse.Namespace, tmp: Path, url: str | None) -> dic
         queued = loader.backlog()
     if preload["errors"]:
         raise RuntimeError(f"preload failed: {preload['first_error']}")
+    if args.workers:
+        return processing_by_workers(args, tmp, url, queued, preload)
     server = make_server(args, tmp, url, worker=True)
     launched = time.monotonic()
     with server, profiling(server, args):
@@ -278,6 +291,76 @@ def mode_processing(args: argparse.Namespace, tmp: Path, url: str | None) -> dic
         "events_per_s": round(done / elapsed) if elapsed else 0,
         "cpu_server": round(cpu / elapsed, 2) if elapsed else 0,
         "peak_rss_mib": round(peak / 2**20),
+        "drained": backlog == 0,
+    }
+
+
+def processing_by_workers(
+    args: argparse.Namespace, tmp: Path, url: str | None, queued: int, preload: dict[str, Any]
+) -> dict[str, Any]:
+    """The queue drained by ``--workers`` separate ``partitur worker`` processes, each given an
+    equal range of the partitions (PostgreSQL's multi-process set-up); the server only answers
+    ``/health`` for the backlog."""
+    if url is None:
+        raise SystemExit("--workers needs --store postgres (SQLite has one writer)")
+    parts = int(dict(s.split("=", 1) for s in args.setting).get("partitions", 256))
+    bounds = [parts * n // args.workers for n in range(args.workers + 1)]
+    watcher = make_server(args, tmp, url, worker=False)
+    env = {f"PARTITUR_{k.upper()}": v for k, v in (s.split("=", 1) for s in args.setting)}
+    with watcher:
+        first = watcher.backlog()
+        procs = [
+            subprocess.Popen(
+                [
+                    *Server._partitur(),
+                    "worker",
+                    "--data",
+                    str(tmp / "data"),
+                    "--parts",
+                    f"{lo}:{hi}",
+                ],
+                env={
+                    **watcher._env(),
+                    **env,
+                    "PARTITUR_LOG_LEVEL": "warning",
+                    "PARTITUR_ANALYTICS_ENABLED": "false",
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        try:
+            started = time.monotonic()
+            backlog = first
+            while backlog > 0 and time.monotonic() - started < args.drain_timeout:
+                time.sleep(0.2)
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("a worker exited while draining")
+                backlog = watcher.backlog()
+            elapsed = time.monotonic() - started
+            cpu = sum(proc_cpu(p.pid) for p in procs)
+            peak = max(proc_status(p.pid, "VmHWM") for p in procs)
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGINT)
+            for p in procs:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    done = first - backlog
+    return {
+        "preload_events_per_s": preload["events_per_s"],
+        "queued": queued,
+        "workers": args.workers,
+        "processed": done,
+        "backlog_after": backlog,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(done / elapsed) if elapsed else 0,
+        "cpu_workers": round(cpu / elapsed, 2) if elapsed else 0,
+        "peak_rss_mib_per_worker": round(peak / 2**20),
         "drained": backlog == 0,
     }
 
@@ -374,6 +457,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="longest wait for the backlog to empty, s",
     )
     p.add_argument("--events", type=int, default=200_000, help="processing: events preloaded")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processing: drain with this many `partitur worker` processes (PostgreSQL)",
+    )
     p.add_argument("--batch", type=int, default=100, help="events per request")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument(
