@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from partitur.journeys.engine import Person
 from partitur.segments.eventcounts import event_counter
-from partitur.store.db import Tx, chunks
+from partitur.store.db import Tx, select_in
 
 if TYPE_CHECKING:
     from partitur.profiles.state import ProfileState
@@ -38,13 +38,11 @@ class People:
     def preload_segments(self, profile_ids: Iterable[str]) -> None:
         wanted = sorted(p for p in set(profile_ids) if p not in self._segments)
         found: dict[str, set[str]] = {p: set() for p in wanted}
-        for chunk in chunks(wanted, 400):
-            marks = ",".join("?" * len(chunk))
-            for pid, seg in self.tx.execute(
-                f"SELECT profile_id, segment FROM segment_members WHERE profile_id IN ({marks})",
-                chunk,
-            ):
-                found[pid].add(seg)
+        for pid, seg in select_in(
+            self.tx, "SELECT profile_id, segment FROM segment_members WHERE profile_id "
+            "IN (?...)", wanted, "text",
+        ):
+            found[pid].add(seg)
         for pid, segs in found.items():
             self._segments[pid] = frozenset(segs)
 
