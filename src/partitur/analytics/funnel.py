@@ -24,14 +24,21 @@ PEOPLE_STATUSES = ("dropped", "reached", "converted", "excluded")
 class Result:
     """People of one funnel run: per person ordinal a sort key, one of their event seqs (to
     look their profile id up; None when the key alone tells people apart, see
-    :mod:`.idhash`), the breakdown value; the engine's outcome."""
+    :mod:`.idhash`), the breakdown value (as a code into ``names``); the engine's outcome."""
 
     keys: np.ndarray[Any, Any]  # uint64 hash of the profile id, per person ordinal
     seqs: np.ndarray[Any, Any] | None  # int64, a seq of the person's, per person ordinal
-    values: list[Any]  # breakdown value per person ordinal (None without breakdown)
+    codes: np.ndarray[Any, Any]  # int64 per person ordinal: breakdown value, -1 for none
+    names: list[Any]  # breakdown value of each code
     outcome: fe.Outcome
     source: Source
     engine: QueryEngine
+
+    def code_of(self, value: Any) -> int | None:
+        """The code of breakdown value ``value`` (-1 for none); None if nobody has it."""
+        if value is None:
+            return -1
+        return self.names.index(value) if value in self.names else None
 
     def ids(self, ordinals: Any) -> dict[int, str]:
         """Profile ids of the people at ``ordinals`` (one query, by seq)."""
@@ -132,7 +139,7 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
     steps = len(q.steps)
     if table.num_rows == 0:
         empty = np.zeros(0, np.int64)
-        return Result(np.zeros(0, np.uint64), empty, [],
+        return Result(np.zeros(0, np.uint64), empty, empty, [],
                       fe.Outcome(empty, empty, np.zeros((0, steps), np.int64), empty), source,
                       engine)
     pid = table.column("pid").to_numpy()
@@ -160,14 +167,14 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
     mode = q.breakdown.attribution if (breakdown and q.breakdown) else None
     people = len(firsts)
     if mode in ("all_events", "step"):
-        values = [None if v < 0 else vval_names[v] for v in vval[firsts]]
+        codes, names = vval[firsts], vval_names
     elif mode in ("first_touch", "last_touch"):
-        values = _touch(table, person, mask, people, last=mode == "last_touch")
+        codes, names = _touch(table, person, mask, people, last=mode == "last_touch")
     else:
-        values = [None] * people
+        codes, names = np.full(people, -1, np.int64), []
     seqs = (table.column("seq").to_numpy()[firsts].astype(np.int64)
             if "seq" in table.column_names else None)
-    return Result(pid[firsts], seqs, values, outcome, source, engine)
+    return Result(pid[firsts], seqs, codes, names, outcome, source, engine)
 
 
 def lookup_ids(result: Result, ordinals: Any) -> dict[int, str]:
@@ -217,18 +224,18 @@ def _check_any(q: FunnelQuery, mask: np.ndarray[Any, Any]) -> None:
 
 
 def _touch(table: pa.Table, person: np.ndarray[Any, Any], mask: np.ndarray[Any, Any],
-           people: int, *, last: bool) -> list[Any]:
-    """Per person, the breakdown value of their first (or last) step event that has one."""
+           people: int, *, last: bool) -> tuple[np.ndarray[Any, Any], list[Any]]:
+    """Per person, the breakdown value (code) of their first (or last) step event that has
+    one, and the values of the codes."""
     bval, names = _codes(table.column("bval"))
     rows = np.flatnonzero((bval >= 0) & (mask != 0))
-    values: list[Any] = [None] * people
+    codes = np.full(people, -1, np.int64)
     if not rows.size:
-        return values
+        return codes, names
     owners = person[rows]
     if last:
         pick = rows[np.r_[owners[1:] != owners[:-1], True]]
     else:
         pick = rows[np.r_[True, owners[1:] != owners[:-1]]]
-    for row in pick:
-        values[int(person[row])] = names[int(bval[row])]
-    return values
+    codes[person[pick]] = bval[pick]
+    return codes, names

@@ -131,8 +131,11 @@ def _run(events: Events, spec: Spec, window: int, starts: Ints) -> Outcome:
     starts, reached, used, tainted = _ordered(key, events, spec, window)
 
     def step_times(at: Ints) -> Ints:  # only for the attempts that count
-        rows = used[at]
-        found: Ints = np.where(rows >= 0, events.t[np.maximum(rows, 0)], -1)
+        found: Ints = np.full((len(at), spec.steps), -1, np.int64)
+        for k in range(spec.steps):
+            rows = used[at, k]
+            hit = np.flatnonzero(rows >= 0)
+            found[hit, k] = events.t[rows[hit]]
         return found
 
     return _choose(events, starts, reached, tainted, spec.steps, step_times)

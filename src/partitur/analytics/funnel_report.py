@@ -27,22 +27,29 @@ def cursor_of(key: int) -> str:
     return f"{int(key):016x}"
 
 
+pick_none = np.zeros(0, np.int64)
+
+
 def _order(result: funnel.Result, persons: np.ndarray[Any, Any], limit: int,
            cursor: str | None = None) -> tuple[np.ndarray[Any, Any], str | None]:
     """A page of ``persons`` (ordinals) in the order of their key; the next page's cursor."""
     keys = result.keys[persons]
-    order = np.argsort(keys, kind="stable")
-    persons, keys = persons[order], keys[order]
     if cursor is not None:
         try:
             after = np.uint64(int(cursor, 16))
         except ValueError:
             raise bad("people.cursor", "expected the next_cursor of the previous page") from None
-        start = int(np.searchsorted(keys, after, side="right"))
-        persons, keys = persons[start:], keys[start:]
-    page = persons[:limit]
-    more = len(persons) > limit and len(page) > 0
-    return page, cursor_of(keys[len(page) - 1]) if more else None
+        later = keys > after
+        persons, keys = persons[later], keys[later]
+    if limit < len(keys):  # only the page's keys need sorting
+        pick = np.argpartition(keys, limit)[:limit] if limit else pick_none
+        persons, keys = persons[pick], keys[pick]
+        more = limit > 0
+    else:
+        more = False
+    order = np.argsort(keys, kind="stable")
+    page = persons[order]
+    return page, cursor_of(keys[order[-1]]) if more else None
 
 
 class Pages:
@@ -102,11 +109,13 @@ def steps_report(q: FunnelQuery, result: funnel.Result, members: np.ndarray[Any,
 
 
 def _members_by_value(result: funnel.Result) -> dict[Any, np.ndarray[Any, Any]]:
-    values = [result.values[i] for i in result.outcome.person]
-    groups: dict[Any, list[int]] = {}
-    for pos, value in enumerate(values):
-        groups.setdefault(value, []).append(pos)
-    return {v: np.array(p, np.int64) for v, p in groups.items()}
+    """Positions in the outcome of the people of each breakdown value."""
+    codes = result.codes[result.outcome.person]
+    order = np.argsort(codes, kind="stable")
+    found, begin = np.unique(codes[order], return_index=True)
+    ends = np.r_[begin[1:], len(order)]
+    return {None if c < 0 else result.names[int(c)]: order[b:e].astype(np.int64)
+            for c, b, e in zip(found, begin, ends, strict=True)}
 
 
 def report(engine: QueryEngine, q: FunnelQuery) -> dict[str, Any]:
@@ -124,12 +133,11 @@ def report(engine: QueryEngine, q: FunnelQuery) -> dict[str, Any]:
         "median_time_to_convert_s": median,
         "files_scanned": main.source.files,
     }
-    pages.resolve()
     if q.breakdown is not None:
         split = main if touch else funnel.run(engine, q, breakdown=True)
         groups = _members_by_value(split)
         ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
-        split_pages = Pages(split)
+        split_pages = pages if split is main else Pages(split)  # one look-up per run
         doc["breakdown"] = [
             {"value": value,
              "steps": steps_report(q, split, members, q.people_limit, split_pages)}
@@ -137,6 +145,7 @@ def report(engine: QueryEngine, q: FunnelQuery) -> dict[str, Any]:
         ]
         split_pages.resolve()
         doc["breakdown_values"] = len(ranked)
+    pages.resolve()
     return doc
 
 
@@ -181,7 +190,8 @@ def select_people(engine: QueryEngine, q: FunnelQuery, step: int, status: str, v
             keep = out.furthest >= step + 1
         chosen = out.person[keep]
     if use_breakdown:
-        chosen = np.array([i for i in chosen if result.values[i] == value], np.int64)
+        code = result.code_of(value)
+        chosen = chosen[result.codes[chosen] == code] if code is not None else chosen[:0]
     return result, chosen.astype(np.int64)
 
 
