@@ -1,5 +1,5 @@
-"""Telling people apart by a hash of their id: the check that lets funnels skip the second
-hash, and the same answers whether a funnel takes that way or the careful one."""
+"""Telling people apart by a hash of their id: the check that lets funnels and paths skip the
+second hash, and the same answers whether a query takes that way or the careful one."""
 
 from __future__ import annotations
 
@@ -82,12 +82,16 @@ def test_funnels_answer_the_same_with_and_without_the_check(env: Env) -> None:
               {**body, "breakdown": {"property": "context.campaign.source",
                                      "attribution": "step:1"}}]
     engine = env.analytics.engine
+    paths = {"start": {"event": "A"}, "steps": 2, "from": at(days=-1), "to": at(days=1)}
+    fast_paths = env.post("/api/v1/analytics/paths", paths)
     fast = [_report(env, b) for b in bodies]
     assert engine.ids.distinct(engine.db.cursor(), engine.source().paths,
                                engine.source().alias)
     engine.ids = IdHashes(limit=0)  # the careful way: a second hash and a seq per person
     careful = [_report(env, b) for b in bodies]
     assert fast == careful
+    assert fast_paths == env.post("/api/v1/analytics/paths", paths)
+    assert fast_paths["people"] == 30
     assert [s["count"] for s in fast[0]["steps"]] == [30, 16, 8]  # u0 reached B via anon-1
     dropped = {p["profile_id"] for p in fast[0]["steps"][0]["dropped"]["people"]}
     assert env.profile_of("u0") not in dropped and env.profile_of("u2") in dropped

@@ -70,17 +70,20 @@ def _int(value: Any, field: str, lo: int, hi: int) -> int:
     return value
 
 
-def _steps_sql(q: PathQuery, source: str, p: Params, *, ids: bool = False) -> str:
+def _steps_sql(q: PathQuery, source: str, p: Params, *, ids: bool = False,
+               one_hash: bool = False) -> str:
     """``WITH`` clauses ending in ``s`` (pid, pos, name, nxt): each person's path positions
     and the next name on it.
 
     People are told apart by a hash of their id (integers join and sort faster); a second
     hash keeps another person's events out should two ids ever share the first, and
     ``collide`` flags two anchored people sharing it (the caller then asks again with
-    ``ids``, the exact ids)."""
+    ``ids``, the exact ids). With ``one_hash`` (the files' ids are known not to share a hash,
+    :mod:`.idhash`) the second hash is left out."""
     hit = match_sql(q.anchor, p)
     types = ", ".join(p(t) for t in ACTION_TYPES)
     who = "profile_id AS pid, 0 AS pid2" if ids else (
+        "hash(profile_id) AS pid, 0 AS pid2" if one_hash else
         "hash(profile_id) AS pid, hash(profile_id || '#') AS pid2")
     ev = (f"SELECT {who}, epoch_us(ts) AS t, seq, coalesce(event, type) AS name, "
           f"{hit} AS hit FROM {source} WHERE {time_sql(q.from_us, q.to_us)} "
@@ -120,9 +123,10 @@ def paths(engine: QueryEngine, q: PathQuery) -> dict[str, Any]:
     source = engine.source(q.from_us, q.to_us)
     with engine.cursor() as cur:
         rows: list[Any] = []
+        one_hash = engine.distinct_ids(cur, source)
         for ids in (False, True):
             p = Params()
-            steps = _steps_sql(q, source.sql, p, ids=ids)
+            steps = _steps_sql(q, source.sql, p, ids=ids, one_hash=one_hash)
             rows = cur.sql(f"{steps} SELECT pos, name, nxt, count(*), (SELECT "
                            "coalesce(bool_or(collide), false) FROM anchor) FROM s GROUP BY ALL",
                            params=p.values).fetchall()
