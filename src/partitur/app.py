@@ -28,6 +28,7 @@ from partitur.errors import (
 from partitur.ingest.routes import routes as ingest_routes
 from partitur.services import Services, build_services, dedup_cutoff_us
 from partitur.settings import Settings
+from partitur.worker import deadletter
 
 log = logging.getLogger("partitur")
 
@@ -84,12 +85,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 async def health(request: Request) -> Response:
     services = api.services(request)
 
-    def read() -> int:
+    def read() -> tuple[int, int]:
         with services.db.read() as tx:
-            return int(services.events.backlog(tx))
+            return int(services.events.backlog(tx)), deadletter.count(tx)
 
-    backlog = await asyncio.to_thread(read)
-    return api.json({"status": "ok", "backlog": backlog, "store": services.db.dialect})
+    backlog, failed = await asyncio.to_thread(read)
+    return api.json({"status": "ok", "backlog": backlog, "failed_events": failed,
+                     "store": services.db.dialect})
 
 
 def all_routes() -> list[BaseRoute]:
@@ -102,6 +104,7 @@ def all_routes() -> list[BaseRoute]:
     from partitur.profiles.routes import routes as profile_routes
     from partitur.segments.routes import routes as segment_routes
     from partitur.templates.routes import routes as template_routes
+    from partitur.worker.routes import routes as worker_routes
 
     return [
         Route("/health", health, methods=["GET"]),
@@ -115,6 +118,7 @@ def all_routes() -> list[BaseRoute]:
         *segment_routes(),
         *journey_routes(),
         *analytics_routes(),
+        *worker_routes,
     ]
 
 

@@ -70,6 +70,11 @@ class Settings(BaseModel):
         "process crashes.",
     )
     worker_batch: int = Field(2000, description="Most events the profile worker takes per batch.")
+    worker_failed_attempts: int = Field(
+        3, ge=1,
+        description="Failures of one event on its own (not of the store) before the worker "
+        "sets it aside in the failed events (`GET /api/v1/events/failed`) and goes on.",
+    )
     worker_enabled: bool = Field(
         True, description="Run the identity and profile worker inside `partitur serve`."
     )

@@ -4,8 +4,9 @@ What goes: the events on their timeline and those still waiting for the worker t
 their identifiers (``events``, ``event_queue``), their profile and every profile merged into
 it (``profiles``), the timeline (``profile_events``), the trait index (``profile_traits``),
 their identifiers (``identifiers``), the identity log entries about them (``identity_log``)
-and the rejected-store copies of events that carry their identifiers (``rejected_events``,
-with their rows in ``plan_violations``), and their rows in the analytics Parquet files
+the rejected-store copies of events that carry their identifiers (``rejected_events``,
+with their rows in ``plan_violations``), the failed events the worker set aside that carry
+their identifiers (``failed_events``), and their rows in the analytics Parquet files
 (recorded here, rewritten by :func:`partitur.analytics.apply_erasures` after the commit).
 What stays: a SHA-256 hash of each of their identifiers (``suppressions``), so that the
 worker deletes events that still arrive from them instead of building a profile again, and
@@ -23,7 +24,7 @@ from typing import Any
 from partitur.analytics.hook import record_erasure
 from partitur.channels.privacy import erase_deliveries
 from partitur.errors import NotFound
-from partitur.identity.extract import Identifier, IdentityRules, identifier_hash
+from partitur.identity.extract import Identifier, IdentityRules, extract, identifier_hash
 from partitur.privacy.find import (
     find_person,
     identity_log_ids,
@@ -33,6 +34,7 @@ from partitur.privacy.find import (
 )
 from partitur.store.db import Tx
 from partitur.store.events import EventLog
+from partitur.worker import deadletter
 
 
 def _delete_in(tx: Tx, table: str, column: str, values: Sequence[Any]) -> None:
@@ -60,14 +62,16 @@ def erase(
     queued = [int(row[0]) for row, _ in queued_rows]
     rejected_rows = rejected_events(tx, person, rules, "r.id, r.message_id")
     rejected = [int(row[0]) for row, _ in rejected_rows]
-    if person.live is None and not queued and not rejected:
+    failed = _failed_events_of(tx, person.every_identifier, rules)
+    if person.live is None and not queued and not rejected and not failed:
         raise NotFound(f"nothing is held for that {subject.type}")
     profiles = list(person.profiles)
     timeline = timeline_seqs(tx, profiles)
-    seqs = sorted(set(timeline) | set(queued))
+    seqs = sorted(set(timeline) | set(queued) | set(failed))
     log_ids = identity_log_ids(tx, person)
 
     log.delete_seqs(tx, seqs)
+    deadletter.forget(tx, failed)
     _delete_in(tx, "profile_events", "profile_id", profiles)
     _delete_in(tx, "profile_traits", "profile_id", profiles)
     _delete_in(tx, "identifiers", "profile_id", profiles)
@@ -99,6 +103,18 @@ def erase(
         "pending_identifiers": len(person.pending),
         "identity_log_erased": len(log_ids),
         "rejected_events_erased": len(rejected),
+        "failed_events_erased": len(failed),
         **deliveries,
         "suppressed_hashes": len(hashes),
     }
+
+
+def _failed_events_of(
+    tx: Tx, idents: Sequence[Identifier], rules: IdentityRules
+) -> list[int]:
+    """Seqs of the failed events (few by nature: each is read) carrying one of ``idents``."""
+    keys = {ident.key for ident in idents}
+    return [
+        seq for seq, message in deadletter.bodies(tx)
+        if any(ident.key in keys for ident in extract(message, rules))
+    ]

@@ -10,15 +10,30 @@ before taking the write lock (``Processor.optimistic``), which the ingest path s
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from typing import Any
 
+from partitur.errors import StorageError
 from partitur.store.db import SqliteDatabase
+from partitur.worker import deadletter
 from partitur.worker.checkpoint import WORKER_AUTOCHECKPOINT, Checkpointer
 from partitur.worker.processor import BatchResult, Processor
 
 log = logging.getLogger("partitur.worker")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Failures of the store rather than of the events: try the same batch again later."""
+    if isinstance(exc, StorageError | sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:  # pragma: no cover - PostgreSQL extras not installed
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout)
 
 
 class ProfileWorker:
@@ -37,6 +52,9 @@ class ProfileWorker:
         self.checkpointer: Checkpointer | None = None
         self.processed = 0
         self.batches = 0
+        self.set_aside = 0  # events moved to failed_events
+        self._limit: int | None = None  # smaller than worker_batch while narrowing a failure
+        self._strikes = 0  # failures of a batch of one event in a row
         self.idle = threading.Event()
 
     def start(self) -> None:
@@ -63,26 +81,69 @@ class ProfileWorker:
         """Process until the queue is empty (used by tests and the CLI); returns the count."""
         total = 0
         while True:
-            result = self.step()
+            try:
+                result = self.step()
+            except Exception as exc:
+                if _transient(exc):
+                    raise
+                continue  # narrowing down to the event at fault, which is then set aside
             if result.processed == 0 and result.unattributed == 0 and result.suppressed == 0:
                 return total
             total += result.processed
 
     def step(self) -> BatchResult:
-        result = self.processor.run_batch(self.services.settings.worker_batch, self.parts)
+        """One batch. A batch that fails for a reason other than the store is tried again in
+        smaller pieces, down to one event, which after ``worker_failed_attempts`` failures
+        on its own is set aside (:mod:`partitur.worker.deadletter`); the error is raised
+        either way, so the caller can log it and decide when to go on."""
+        full = self.services.settings.worker_batch
+        limit = self._limit or full
+        try:
+            result = self.processor.run_batch(limit, self.parts)
+        except Exception as exc:
+            if not _transient(exc):
+                self._failed(exc, limit)
+            raise
+        self._strikes = 0
+        if self._limit is not None:  # back towards full batches after the bad event
+            self._limit = None if self._limit * 4 >= full else self._limit * 4
         self.processed += result.processed
         self.batches += 1
         return result
+
+    def _failed(self, exc: Exception, limit: int) -> None:
+        if limit > 1:
+            self._limit = max(1, limit // 8)
+            return
+        self._strikes += 1
+        if self._strikes < self.services.settings.worker_failed_attempts:
+            return
+        with self.services.db.transaction() as tx:
+            found = deadletter.head(tx, self.parts)
+            if found is None:
+                return
+            seq, part = found
+            deadletter.set_aside(tx, seq, part, deadletter.describe(exc), self._strikes,
+                                 self.services.clock.now_us())
+        log.error("event %d set aside after %d failures: %s (GET /api/v1/events/failed)",
+                  seq, self._strikes, deadletter.describe(exc))
+        self.set_aside += 1
+        self._strikes = 0
 
     def _run(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
             try:
                 result = self.step()
-            except Exception:
-                log.exception("profile worker batch failed; retrying in %.1fs", backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:
+                if _transient(exc):
+                    log.exception("profile worker batch failed; retrying in %.1fs", backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                else:  # narrowing down to the event at fault: go on at once
+                    log.warning("profile worker batch failed (%s); trying %d events",
+                                deadletter.describe(exc), self._limit or 1)
+                    self._stop.wait(0.05)
                 continue
             backoff = 0.5
             busy = result.processed or result.unattributed or result.suppressed
