@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import machine, pg_schema
+from servers import machine, pg_schema, proc_cpu
 
 from partitur.clock import ManualClock
 from partitur.journeys import fire_due
@@ -112,11 +112,13 @@ def transitions(args: argparse.Namespace) -> dict[str, Any]:
         seeded = seed(services, journey, args.people)
         service = services.extra["journeys"]
         rates = []
+        cpu_us = []  # this process's CPU per transition (on SQLite the store's work too)
         for _ in range(rounds):
             services.clock.advance(timedelta(seconds=1))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             fired = fire_due(service, services.clock.now_us())
             elapsed = time.perf_counter() - started
+            cpu_us.append(round((time.process_time() - cpu) / fired * 1e6, 1))
             assert fired == args.people, fired
             rates.append(fired / elapsed)
         with services.db.read() as tx:
@@ -135,6 +137,7 @@ def transitions(args: argparse.Namespace) -> dict[str, Any]:
     return {"store": args.store, "people": args.people, "batch": args.batch,
             "seed_rate": round(args.people / seeded), "transitions_per_s": [round(r) for r in
                                                                           rates],
+            "cpu_us_per_transition": cpu_us,
             "best": round(best), "bare_update_per_s": round(bare),
             "ratio_to_bare": round(best / bare, 2)}
 
@@ -162,6 +165,7 @@ def transitions_workers(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(rounds):
                 services.clock.advance(timedelta(seconds=1))
                 now = services.clock.now_us()
+                server_cpu = postgres_cpu()
                 for proc in procs:
                     assert proc.stdin is not None
                     proc.stdin.write(f"{now}\n")
@@ -170,9 +174,13 @@ def transitions_workers(args: argparse.Namespace) -> dict[str, Any]:
                 fired = sum(d["fired"] for d in done)
                 assert fired == args.people, fired
                 span = max(d["end"] for d in done) - min(d["start"] for d in done)
+                server_cpu = postgres_cpu() - server_cpu
                 results.append({"per_s": round(fired / span),
                                 "per_worker": [d["fired"] for d in done],
-                                "cpu_s": [round(d["cpu"], 2) for d in done]})
+                                "cpu_s": [round(d["cpu"], 2) for d in done],
+                                "client_cpu_us": round(sum(d["cpu"] for d in done) / fired
+                                                       * 1e6, 1),
+                                "server_cpu_us": round(server_cpu / fired * 1e6, 1)})
         finally:
             for proc in procs:
                 if proc.stdin is not None:
@@ -185,6 +193,19 @@ def transitions_workers(args: argparse.Namespace) -> dict[str, Any]:
     return {"store": "postgres", "workers": args.workers, "people": args.people,
             "batch": args.batch, "rounds": results, "best": best,
             "best_per_worker": round(best / args.workers)}
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the local PostgreSQL server's processes (0 when the server
+    is elsewhere): what a transition costs on the server side, per transition fired."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                total += proc_cpu(int(comm.parent.name))
+        except OSError:
+            continue
+    return total
 
 
 def _line(proc: Any) -> str:
