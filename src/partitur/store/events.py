@@ -328,13 +328,16 @@ class PostgresEventLog(EventLog):
         )
         seqs = sorted(int(r[0]) for r in found)
         raw = tx.raw  # type: ignore[attr-defined]
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy:
-                for seq, row in zip(seqs, rows, strict=True):
-                    copy.write_row((seq, *row))
-            with cur.copy("COPY event_queue (seq, part, received_at) FROM STDIN") as copy:
-                for seq, row in zip(seqs, rows, strict=True):
-                    copy.write_row((seq, row[8], row[7]))
+        with raw.cursor() as cur, cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy:
+            for seq, row in zip(seqs, rows, strict=True):
+                copy.write_row((seq, *row))
+        # The queue rows are three numbers each: one JSON parameter costs less Python than a
+        # COPY row by row.
+        tx.execute(
+            "INSERT INTO event_queue (seq, part, received_at) SELECT (q->>0)::bigint, "
+            "(q->>1)::integer, (q->>2)::bigint FROM jsonb_array_elements(?::jsonb) AS u(q)",
+            (pg_json_param([(seq, row[8], row[7]) for seq, row in zip(seqs, rows, strict=True)]),),
+        )
 
     def ensure_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
         created = []
