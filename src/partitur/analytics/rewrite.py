@@ -2,8 +2,12 @@
 
 Every rewrite applies the current aliases (merged-away ids become the profile they live on),
 so compacted files need no alias lookups for merges older than the compaction; it can also
-drop people (erasure) and give rows a new owner by seq (after an unmerge). Output is sorted by
-time, so time filters skip whole row groups.
+drop people (erasure) and give rows a new owner by seq (after an unmerge).
+
+Output is sorted by person (``hash(profile_id)``, the key funnels and paths group people by)
+and then time: their sort then works on presorted runs, about a quarter less work. A file
+still holds one stretch of time (files are cut by seq), so time filters skip whole files,
+though no longer row groups within one.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def rewrite(
     try:
         duck.execute(
             f"COPY (SELECT {select} FROM read_parquet({paths}) e{joins} {where} "
-            f"ORDER BY e.ts, e.seq) TO '{sql_text(str(tmp))}' "
+            f"ORDER BY hash({owner}), e.ts, e.seq) TO '{sql_text(str(tmp))}' "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 131072)"
         ).fetchall()
         found = duck.execute(
