@@ -48,8 +48,8 @@ class IdHashes:
                 reads.append(f"SELECT survivor AS id FROM read_parquet('{sql_text(alias)}')")
             if reads:
                 table = cursor.sql(
-                    "SELECT DISTINCT hash(id) AS h, hash(id || '#') AS h2 FROM ("
-                    + " UNION ALL ".join(reads) + ") WHERE id IS NOT NULL"
+                    "SELECT hash(id) AS h, hash(id || '#') AS h2 FROM (SELECT DISTINCT id FROM ("
+                    + " UNION ALL ".join(reads) + ") WHERE id IS NOT NULL)"
                 ).to_arrow_table()
                 self._add(table.column("h").to_numpy(),
                           table.column("h2").to_numpy().astype(np.uint32))
