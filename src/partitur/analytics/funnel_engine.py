@@ -173,27 +173,32 @@ class _Next:
         return found
 
 
-def _group_lo(key: Ints, at: Ints) -> Ints:
-    """Per row in ``at``, the first row with the same key (time) as it."""
-    lo = at.copy()
-    tie = np.flatnonzero(at > 0)
-    tie = tie[key[at[tie] - 1] == key[at[tie]]]
-    if tie.size:
-        lo[tie] = np.searchsorted(key, key[at[tie]], side="left")
-    return lo
+class _Groups:
+    """Rows with the same key (the same person and time) form a time group; few rows share
+    one, so the groups' bounds are searched only for the rows that have a neighbour in it."""
+
+    def __init__(self, key: Ints) -> None:
+        self.key = key
+        self.tied = np.r_[False, key[1:] == key[:-1], False]  # tied[i]: row i-1 == row i
+
+    def lo(self, at: Ints) -> Ints:
+        """Per row in ``at``, the first row of its time group."""
+        out = at.copy()
+        tie = np.flatnonzero(self.tied[at])
+        if tie.size:
+            out[tie] = np.searchsorted(self.key, self.key[at[tie]], side="left")
+        return out
+
+    def hi(self, at: Ints) -> Ints:
+        """Per row in ``at``, one past the last row of its time group."""
+        out: Ints = at + 1
+        tie = np.flatnonzero(self.tied[out])
+        if tie.size:
+            out[tie] = np.searchsorted(self.key, self.key[at[tie]], side="right")
+        return out
 
 
-def _group_hi(key: Ints, at: Ints) -> Ints:
-    """Per row in ``at``, one past the last row with the same key (time) as it."""
-    hi: Ints = at + 1
-    tie = np.flatnonzero(hi < len(key))
-    tie = tie[key[hi[tie]] == key[at[tie]]]
-    if tie.size:
-        hi[tie] = np.searchsorted(key, key[at[tie]], side="right")
-    return hi
-
-
-def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints, seconds: Ints
+def _latest_starts(starts: Ints, person: Ints, groups: _Groups, mask: Ints, seconds: Ints
                    ) -> Ints:
     """Drop a step-1 event when the person's next step-1 event comes before any event that
     could be their step 2, and matches no other step: from step 2 on both attempts would take
@@ -206,7 +211,7 @@ def _latest_starts(starts: Ints, person: Ints, key: Ints, mask: Ints, seconds: I
     cur = starts[:-1]
     same = (person[nxt] == person[cur]) & (mask[nxt] == 1)
     # Is there a step-2 row (``seconds``: they, increasing) in [group(cur), next]?
-    after = np.r_[seconds, len(key)][np.searchsorted(seconds, _group_lo(key, cur))]
+    after = np.r_[seconds, len(mask)][np.searchsorted(seconds, groups.lo(cur))]
     keep = np.r_[~(same & (after > nxt)), True]
     kept: Ints = starts[keep]
     return kept
@@ -234,9 +239,10 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
     size = len(key)
     mask = events.mask
     step_rows = _step_rows(mask, steps)
+    groups = _Groups(key)
     starts = step_rows[0]
     if spec.order == "ordered" and not spec.exclusions and steps > 1:
-        starts = _latest_starts(starts, events.person, key, mask, step_rows[1])
+        starts = _latest_starts(starts, events.person, groups, mask, step_rows[1])
     count = len(starts)
     reached = np.ones(count, np.int64)
     used = np.full((count, steps), -1, np.int64)
@@ -251,7 +257,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
         start_key = key[used[live, 0]]
         cur = used[live, k - 1]
         cur_key = key[cur]
-        cur_lo = _group_lo(key, cur)
+        cur_lo = groups.lo(cur)
         found = _unused(nxt, nxt[cur_lo], used[live, :k], key, cur_key)
         inside = found < size
         found_key = key[np.minimum(found, size - 1)]
@@ -262,13 +268,13 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
             # nothing else is left in this one, or it is the attempt's first). Both can be
             # right (the next group may hold an event that would otherwise break the chain),
             # so when both exist the attempt is split in two and both are followed.
-            hi = _group_hi(key, cur)
+            hi = groups.hi(cur)
             later = nxt[hi]
             first = cur_key == start_key
             whole = in_group[live] == hi - cur_lo
             later_ok = later < size
             later_key = key[np.minimum(later, size - 1)]
-            nxt_ok = (later_ok & (_group_lo(key, np.minimum(later, size - 1)) == hi)
+            nxt_ok = (later_ok & (groups.lo(np.minimum(later, size - 1)) == hi)
                       & (later_key - start_key <= window) & (first | whole))
             both = same & nxt_ok
             if both.any():
@@ -303,7 +309,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
             continue
         nxt = _Next(np.flatnonzero(flags).astype(np.int64), size)
         live = np.flatnonzero(reached > lo_step)
-        after = _group_hi(key, used[live, lo_step])  # strictly after the from-step's time
+        after = groups.hi(used[live, lo_step])  # strictly after the from-step's time
         found = nxt[after]
         # A row the attempt used as a step is not an exclusion of it.
         for _ in range(steps + 1):
