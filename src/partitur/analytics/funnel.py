@@ -14,7 +14,7 @@ from partitur.analytics import funnel_engine as fe
 from partitur.analytics.engine import QueryEngine, Source
 from partitur.analytics.funnel_model import FunnelQuery
 from partitur.analytics.spec import ACTION_TYPES, bad
-from partitur.analytics.sql import Params, match_sql, path_sql, time_sql, ts_literal
+from partitur.analytics.sql import Params, match_sql, path_sql, time_sql
 from partitur.errors import StorageError
 
 PEOPLE_STATUSES = ("dropped", "reached", "converted", "excluded")
@@ -30,7 +30,6 @@ class Result:
     seqs: np.ndarray[Any, Any] | None  # int64, a seq of the person's, per person ordinal
     codes: np.ndarray[Any, Any]  # int64 per person ordinal: breakdown value, -1 for none
     names: list[Any]  # breakdown value of each code
-    when: np.ndarray[Any, Any]  # int64 per person ordinal: µs of one of their events
     outcome: fe.Outcome
     source: Source
     engine: QueryEngine
@@ -140,7 +139,7 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
     steps = len(q.steps)
     if table.num_rows == 0:
         empty = np.zeros(0, np.int64)
-        return Result(np.zeros(0, np.uint64), empty, empty, [], empty,
+        return Result(np.zeros(0, np.uint64), empty, empty, [],
                       fe.Outcome(empty, empty, np.zeros((0, steps), np.int64), empty), source,
                       engine)
     pid = table.column("pid").to_numpy()
@@ -175,7 +174,7 @@ def run(engine: QueryEngine, q: FunnelQuery, *, breakdown: bool) -> Result:
         codes, names = np.full(people, -1, np.int64), []
     seqs = (table.column("seq").to_numpy()[firsts].astype(np.int64)
             if "seq" in table.column_names else None)
-    return Result(pid[firsts], seqs, codes, names, events.t[firsts], outcome, source, engine)
+    return Result(pid[firsts], seqs, codes, names, outcome, source, engine)
 
 
 def lookup_ids(result: Result, ordinals: Any) -> dict[int, str]:
@@ -184,7 +183,7 @@ def lookup_ids(result: Result, ordinals: Any) -> dict[int, str]:
         return {}
     if result.seqs is None:
         keys = result.keys[chosen]
-        by_key = ids_by_key(result.engine, result.source, keys, result.when[chosen])
+        by_key = ids_by_key(result.engine, result.source, keys)
         return {int(o): by_key[int(k)] for o, k in zip(chosen, keys, strict=True)
                 if int(k) in by_key}
     seqs = result.seqs[chosen]
@@ -193,19 +192,14 @@ def lookup_ids(result: Result, ordinals: Any) -> dict[int, str]:
             if int(s) in by_seq}
 
 
-def ids_by_key(engine: QueryEngine, source: Source, keys: Any, when: Any) -> dict[int, str]:
+def ids_by_key(engine: QueryEngine, source: Source, keys: Any) -> dict[int, str]:
     """Profile id (aliases applied) of the people whose ``hash(profile_id)`` is in ``keys``
-    (only where that hash is known to tell the people of ``source`` apart); ``when``: the
-    time of an event of each (a few people: only the row groups holding those times are
-    read)."""
-    where = "hash(profile_id) IN (SELECT h FROM _keys)"
-    times = np.unique(np.asarray(when, np.int64))
-    if len(times) <= 1000:
-        where += " AND ts IN (" + ", ".join(ts_literal(int(t)) for t in times) + ")"
+    (only where that hash is known to tell the people of ``source`` apart). One scan of the
+    ids (a time filter would not help: compacted files are sorted by person)."""
     with engine.cursor() as cur:
         cur.register("_keys", pa.table({"h": pa.array(np.asarray(keys, np.uint64))}))
         rows = cur.sql(f"SELECT DISTINCT hash(profile_id), profile_id FROM {source.sql} "
-                       f"WHERE {where}").fetchall()
+                       "WHERE hash(profile_id) IN (SELECT h FROM _keys)").fetchall()
         cur.unregister("_keys")
     return {int(key): str(pid) for key, pid in rows}
 
