@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from partitur.analytics import funnel_engine as fe
 from partitur.analytics.engine import QueryEngine, Source
 from partitur.analytics.funnel_model import FunnelQuery
-from partitur.analytics.spec import ACTION_TYPES, bad
+from partitur.analytics.spec import ACTION_TYPES, Match, bad
 from partitur.analytics.sql import Params, match_sql, path_sql, time_sql
 from partitur.errors import StorageError
 
@@ -45,6 +45,22 @@ class Result:
         return lookup_ids(self, ordinals)
 
 
+def _bits(matches: list[Match], p: Params) -> str:
+    """An INTEGER with bit k set when the row matches ``matches[k]``."""
+    if not matches:
+        return "(0)::INTEGER"
+    if all(m.event is not None and m.type is None and not m.where for m in matches):
+        # By name only: one CASE over the names (a name may stand for several bits).
+        by_name: dict[str, int] = {}
+        for k, m in enumerate(matches):
+            assert m.event is not None
+            by_name[m.event] = by_name.get(m.event, 0) | (1 << k)
+        whens = " ".join(f"WHEN {p(name)} THEN {b}" for name, b in by_name.items())
+        return f"(CASE event {whens} ELSE 0 END)::INTEGER"
+    return "(" + " + ".join(f"(CASE WHEN {match_sql(m, p)} THEN {1 << k} ELSE 0 END)"
+                            for k, m in enumerate(matches)) + ")::INTEGER"
+
+
 def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str | None
             ) -> str:
     # People are told apart by a 64-bit hash of their id (integers sort far faster than
@@ -55,10 +71,8 @@ def _select(q: FunnelQuery, source: str, p: Params, breakdown: bool, salt: str |
     pid = f"{first} AS pid" if salt is None else (
         f"{first} AS pid, hash(profile_id || {p(salt + '#')}) AS pid2")
     bval = path_sql(q.breakdown.path, p) if (breakdown and q.breakdown) else "NULL"
-    mask = "(" + " + ".join(f"(CASE WHEN {match_sql(m, p)} THEN {1 << k} ELSE 0 END)"
-                            for k, m in enumerate(q.steps)) + ")::INTEGER"
-    xmask = "(" + (" + ".join(f"(CASE WHEN {match_sql(x.match, p)} THEN {1 << i} ELSE 0 END)"
-                              for i, x in enumerate(q.exclusions)) or "0") + ")::INTEGER"
+    mask = _bits(list(q.steps), p)
+    xmask = _bits([x.match for x in q.exclusions], p)
     where = [time_sql(q.from_us, q.to_us)]
     matches = [*q.steps, *(x.match for x in q.exclusions)]
     if q.order == "strict":
