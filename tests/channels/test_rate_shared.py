@@ -34,6 +34,7 @@ def _two(env_factory: Any, make_services: Any, smtp: SmtpSink, now: list[float]
     return env, first, second
 
 
+@pytest.mark.store("postgres")
 def test_two_dispatchers_share_the_limit_on_postgres(
         env_factory: Any, make_services: Any, smtp: SmtpSink, store_kind: str) -> None:
     if store_kind != "postgres":
@@ -63,6 +64,7 @@ def test_two_dispatchers_share_the_limit_on_postgres(
     assert len(smtp.wait(9)) == 9
 
 
+@pytest.mark.store("sqlite")
 def test_rate_limit_in_process_on_sqlite(
         env_factory: Any, make_services: Any, smtp: SmtpSink, store_kind: str) -> None:
     if store_kind != "sqlite":
