@@ -3,10 +3,11 @@
 :func:`apply` writes the outcome of many :func:`~partitur.journeys.engine.advance` calls in the
 caller's transaction: the instance rows, the path entries and the counters (one statement
 per table on PostgreSQL — arrays through ``unnest``, pipelined —, multi-row inserts on
-SQLite; an instance advanced twice in one transaction is written once), the outbox messages (:func:`partitur.channels.enqueue`, idempotent on their keys) and the
-events that ``emit_event`` and ``update_profile`` steps write to the event log. Whoever calls
-it (the batch hook, the timer runner) has computed every step first, so one transaction holds
-the decisions and their effects.
+SQLite; an instance advanced twice in one transaction is written once), the outbox messages
+(:func:`partitur.channels.enqueue`, idempotent on their keys) and the events that
+``emit_event`` and ``update_profile`` steps write to the event log. Whoever calls it (the
+batch hook, the timer runner) has computed every step first, so one transaction holds the
+decisions and their effects.
 """
 
 from __future__ import annotations
