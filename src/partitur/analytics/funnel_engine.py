@@ -245,7 +245,7 @@ def _ordered(key: Ints, events: Events, spec: Spec, window: int
         starts = _latest_starts(starts, events.person, groups, mask, step_rows[1])
     count = len(starts)
     reached = np.ones(count, np.int64)
-    used = np.full((count, steps), -1, np.int64)
+    used = np.full((count, steps), -1, np.int64, order="F")  # columns: one per step
     used[:, 0] = starts
     in_group = np.ones(count, np.int64)  # strict: the attempt's events in its last time group
     strict = spec.order == "strict"
