@@ -35,6 +35,9 @@ def test_ids_are_read_once_per_file_and_new_files_join_the_set(tmp_path: Path) -
     pq.write_table(pa.table({"merged": ["p9"], "survivor": ["p5"]}), alias)
     assert hashes.distinct(con, (b,), str(alias))
     assert len(hashes._first) == 5  # the survivor's id counts
+    assert hashes.distinct(con, (b,), str(alias), live={b})
+    assert hashes._seen == {b, str(alias)}  # a's name is forgotten, its ids are kept
+    assert len(hashes._first) == 5
 
 
 def test_a_shared_hash_or_too_many_ids_means_no() -> None:

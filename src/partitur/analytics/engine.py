@@ -90,7 +90,8 @@ class QueryEngine:
     def distinct_ids(self, cursor: Any, source: Source) -> bool:
         """True when ``hash(profile_id)`` tells every person of ``source`` apart
         (:mod:`.idhash`)."""
-        return self.ids.distinct(cursor, source.paths, source.alias)
+        live = {str(self.store.events_dir / f.name) for f in source.manifest.files}
+        return self.ids.distinct(cursor, source.paths, source.alias, live)
 
     @contextmanager
     def cursor(self, timeout: float | None = None) -> Iterator[Any]:

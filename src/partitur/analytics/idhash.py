@@ -34,12 +34,16 @@ class IdHashes:
         self._clash = False
         self._full = False
 
-    def distinct(self, cursor: Any, paths: tuple[str, ...], alias: str | None) -> bool:
+    def distinct(self, cursor: Any, paths: tuple[str, ...], alias: str | None,
+                 live: set[str] | None = None) -> bool:
         """True when no two profile ids in ``paths`` (and ``alias``'s survivors) share
-        ``hash(profile_id)``; reads the files not seen before with ``cursor``."""
+        ``hash(profile_id)``; reads the files not seen before with ``cursor``. ``live``: every
+        file the table has now (the names of others are forgotten; their ids stay)."""
         with self._lock:
             if self._clash or self._full:
                 return False
+            if live is not None:
+                self._seen &= live | {alias}
             new = [p for p in paths if p not in self._seen]
             reads = []
             if new:
