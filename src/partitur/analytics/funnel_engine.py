@@ -118,8 +118,8 @@ def _keys(events: Events, window: int, starts: Ints) -> Ints:
     spans = events.t[ends - 1] - t0 + window + 1
     base = np.r_[0, np.cumsum(spans)[:-1]]
     counts = ends - starts
-    shift = np.repeat(base - t0, counts)
-    keys: Ints = events.t + shift
+    keys: Ints = np.repeat(base - t0, counts)
+    keys += events.t
     return keys
 
 
@@ -210,7 +210,7 @@ def _latest_starts(starts: Ints, person: Ints, groups: _Groups, mask: Ints, seco
     nxt = starts[1:]
     cur = starts[:-1]
     same = (person[nxt] == person[cur]) & (mask[nxt] == 1)
-    # Is there a step-2 row (``seconds``: they, increasing) in [group(cur), next]?
+    # Is there a step-2 row (``seconds``, increasing) in [group(cur), next]?
     after = np.r_[seconds, len(mask)][np.searchsorted(seconds, groups.lo(cur))]
     keep = np.r_[~(same & (after > nxt)), True]
     kept: Ints = starts[keep]
