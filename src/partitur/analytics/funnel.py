@@ -41,7 +41,7 @@ class Result:
         return self.names.index(value) if value in self.names else None
 
     def ids(self, ordinals: Any) -> dict[int, str]:
-        """Profile ids of the people at ``ordinals`` (one query, by seq)."""
+        """Profile ids of the people at ``ordinals`` (one query, by seq or by key)."""
         return lookup_ids(self, ordinals)
 
 
