@@ -11,7 +11,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from partitur.app import create_app
-
 from partitur.errors import StorageError
 from partitur.services import Services
 from partitur.worker import ProfileWorker
