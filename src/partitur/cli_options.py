@@ -35,3 +35,28 @@ def open_services(data_dir: Path | None, database_url: str | None) -> Any:
     from partitur.services import build_services
 
     return build_services(load_settings(data_dir, database_url=database_url))
+
+
+def read_documents(file: str, what: str) -> list[Any]:
+    """The documents in FILE (``-``: standard input): one object, a list, or several YAML
+    documents; ``what`` names them in errors ("journey", "segment")."""
+    import sys
+
+    import yaml
+
+    from partitur.errors import InvalidInput
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{file}: cannot read it: {exc}") from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{file}: not YAML or JSON: {exc}") from None
+    out: list[Any] = []
+    for doc in docs:
+        out.extend(doc if isinstance(doc, list) else [doc])
+    if not out:
+        raise InvalidInput(f"{file}: no {what} in it")
+    return out

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from partitur.cli_options import open_services, store_options
+from partitur.cli_options import open_services, read_documents, store_options
 from partitur.errors import InvalidInput
 
 
 def _documents(file: str) -> list[Any]:
-    """The journey documents in FILE: one object, a list, or several YAML documents."""
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{file}: cannot read it: {exc}") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{file}: not YAML or JSON: {exc}") from None
-    out: list[Any] = []
-    for doc in docs:
-        out.extend(doc if isinstance(doc, list) else [doc])
-    if not out:
-        raise InvalidInput(f"{file}: no journey in it")
-    return out
+    return read_documents(file, "journey")
 
 
 @click.group()
