@@ -15,45 +15,13 @@ from partitur.app import create_app
 from partitur.clock import ManualClock
 from partitur.segments import fire_due, run_backfills
 from partitur.services import Services
-from partitur.worker import ProfileWorker
 from partitur.worker.hooks import BatchContext, SegmentChange
+from tests.helpers.appenv import AppEnv
 
 
 @dataclass
-class Env:
-    services: Services
-    client: TestClient
-    clock: ManualClock
-    key: str
-    admin: dict[str, str]
+class Env(AppEnv):
     notes: list[tuple[str, SegmentChange]]
-
-    def send(self, *events: dict[str, Any]) -> None:
-        r = self.client.post("/v1/batch", json={"writeKey": self.key, "batch": list(events)})
-        assert r.status_code == 200, r.text
-
-    def process(self) -> int:
-        return ProfileWorker(self.services).drain()
-
-    def track(self, user_id: str, event: str, **props: Any) -> None:
-        self.send({"type": "track", "userId": user_id, "event": event, "properties": props})
-        self.process()
-
-    def identify(self, user_id: str, consent: dict[str, bool] | None = None,
-                 **traits: Any) -> str:
-        event: dict[str, Any] = {"type": "identify", "userId": user_id, "traits": traits}
-        if consent is not None:
-            event["context"] = {"consent": {"categoryPreferences": consent}}
-        self.send(event)
-        self.process()
-        return self.profile_of(user_id)
-
-    def profile_of(self, user_id: str) -> str:
-        with self.services.db.read() as tx:
-            row = tx.one("SELECT profile_id FROM identifiers WHERE key = ?",
-                         (f"user_id:{user_id}",))
-        assert row is not None, user_id
-        return str(row[0])
 
     def put(self, doc: dict[str, Any], status: int | None = None) -> dict[str, Any]:
         r = self.client.put(f"/api/v1/segments/{doc['key']}", json=doc, headers=self.admin)
