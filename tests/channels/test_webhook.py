@@ -160,6 +160,9 @@ def test_dead_letter_list_and_replay(env_factory: Any, clock: ManualClock) -> No
         assert rest["next_cursor"] is None
         assert all(d["attempts"] == 3 and d["reason"].endswith("(no attempts left)")
                    for d in dead)
+        # The dead-letter list: status=failed covers what was refused and what ran out of tries.
+        listed = env.client.get("/api/v1/deliveries?status=failed", headers=env.admin).json()
+        assert sorted(d["key"] for d in listed["deliveries"]) == ["wh-d0", "wh-d1", "wh-d2"]
         assert len(env.logged("Webhook Failed")) == 3
         broken[0] = False
         r = env.client.post("/api/v1/deliveries/wh-d1/replay", headers=env.admin)

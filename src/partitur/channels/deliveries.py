@@ -1,5 +1,8 @@
-"""The delivery log as the API shows it: listing (the dead-letter list is ``status=dead``,
-permanent failures ``status=failed``), one delivery, and replay."""
+"""The delivery log as the API shows it: listing, one delivery, and replay.
+
+The dead-letter list is ``status=failed``: every message that was not delivered, whether the
+provider refused it for good or its retries ran out (those have the status ``dead``, and
+``status=dead`` lists only them)."""
 
 from __future__ import annotations
 
@@ -50,8 +53,9 @@ def list_deliveries(
     where: list[str] = []
     params: list[Any] = []
     if statuses:
-        where.append(f"o.status IN ({','.join('?' * len(statuses))})")
-        params += statuses
+        wanted = sorted({*statuses, *(["dead"] if "failed" in statuses else [])})
+        where.append(f"o.status IN ({','.join('?' * len(wanted))})")
+        params += wanted
     for column, value in (
         ("o.channel", channel),
         ("o.journey", journey),
