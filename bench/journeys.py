@@ -34,6 +34,7 @@ import contextlib
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -243,11 +244,21 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     from partitur.clock import SystemClock
 
     port = 18931
-    with make_services("sqlite", clock_obj=SystemClock(), dispatcher_enabled=False,
-                       port=port) as services:
+    smtp = None
+    extra: dict[str, Any] = {"dispatcher_enabled": False}
+    if args.until == "sent":  # the dispatcher on, email handed to an SMTP server (aiosmtpd's
+        # sink, in a process of its own so that it does not share this one's interpreter)
+        smtp = subprocess.Popen(
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:18932",
+             "-c", "aiosmtpd.handlers.Sink"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        extra = {"dispatcher_enabled": True, "smtp_url": "smtp://127.0.0.1:18932",
+                 "smtp_from": "Bench <bench@example.com>"}
+    with make_services("sqlite", clock_obj=SystemClock(), port=port, **extra) as services:
         services.extra["journeys"].put({
             "key": "first-mail", "trigger": {"event": "Signed Up"}, "steps": [
-                {"id": "hello", "type": "send", "channel": "email",
+                {"id": "hello", "type": "send", "channel": "email", "category": "transactional",
                  "template": {"subject": "Hi", "text": "Welcome"}}]})
         services.extra["journeys"].publish("first-mail")
         key, _ = services.keys.create_write_key("bench")
@@ -261,49 +272,72 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.05)
         seen: dict[str, float] = {}
         stop = threading.Event()
+        query = ("SELECT rowid, variables FROM outbox WHERE rowid > ? ORDER BY rowid"
+                 if args.until == "outbox" else
+                 "SELECT rowid, variables FROM outbox WHERE rowid > ? AND status = 'sent' "
+                 "ORDER BY rowid")
 
         def watch() -> None:
-            last = 0
+            last = 0  # every row up to here is seen (sends may finish out of order)
             while not stop.is_set():
                 with services.db.read() as tx:
-                    rows = tx.execute("SELECT rowid, variables FROM outbox WHERE rowid > ? "
-                                      "ORDER BY rowid", (last,))
+                    rows = tx.execute(query, (last,))
                 stamp = time.time()
-                for rowid, variables in rows:
-                    last = int(rowid)
+                for _rowid, variables in rows:
                     mid = json.loads(variables)["event"].get("messageId")
-                    seen[mid] = stamp
+                    seen.setdefault(mid, stamp)
+                if args.until == "outbox" and rows:
+                    last = int(rows[-1][0])
                 time.sleep(0.002)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         sent: dict[str, float] = {}
         per_request = 10
-        interval = per_request / args.rate
         total = int(args.rate * args.seconds)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=(key, "")) as client:
-            start = time.perf_counter()
-            for n in range(0, total, per_request):
-                target = start + (n // per_request) * interval
-                pause = target - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-                batch = [{"type": "track", "userId": f"u{i}", "event": "Signed Up",
-                          "messageId": f"m{i}"} for i in range(n, min(total, n + per_request))]
-                stamp = time.time()
-                r = client.post("/v1/batch", json={"batch": batch})
-                assert r.status_code == 200, r.text
-                for event in batch:
-                    sent[event["messageId"]] = stamp
-            achieved = total / (time.perf_counter() - start)
+        clients = max(1, args.clients)
+        interval = per_request * clients / args.rate  # each client's pace
+
+        def client_loop(c: int) -> None:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=(key, "")) as client:
+                for k, n in enumerate(range(c * per_request, total, per_request * clients)):
+                    pause = start + k * interval - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
+                    # Each new person's sign-up (the trigger); to be sent, an email needs the
+                    # person's address first (an identify).
+                    batch = [call for i in range(n, min(total, n + per_request)) for call in (
+                        *([{"type": "identify", "userId": f"u{i}", "messageId": f"i{i}",
+                            "traits": {"email": f"u{i}@example.com"}}]
+                          if args.until == "sent" else []),
+                        {"type": "track", "userId": f"u{i}", "event": "Signed Up",
+                         "messageId": f"m{i}"})]
+                    stamp = time.time()
+                    r = client.post("/v1/batch", json={"batch": batch})
+                    assert r.status_code == 200, r.text
+                    for event in batch:
+                        if event["type"] == "track":
+                            sent[event["messageId"]] = stamp
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=args.seconds * 3 + 60)
+        achieved = total / (time.perf_counter() - start)
         deadline = time.monotonic() + 60
         while len(seen) < total and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         server.should_exit = True
         thread.join(timeout=20)
+    if smtp is not None:
+        smtp.terminate()
+        smtp.wait(timeout=10)
     waits = sorted((seen[m] - sent[m]) * 1000 for m in sent if m in seen)
-    return {"rate": args.rate, "achieved_rate": round(achieved), "events": total,
+    return {"until": args.until, "rate": args.rate, "achieved_rate": round(achieved),
+            "events": total,
             "messages": len(waits),
             "p50_ms": round(statistics.median(waits), 1),
             "p99_ms": round(waits[int(len(waits) * 0.99) - 1], 1),
@@ -367,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--clients", type=int, default=4,
+                        help="latency: client threads sharing the rate")
+    parser.add_argument("--until", choices=["outbox", "sent"], default="outbox",
+                        help="latency: to the message committed in the outbox, or to it sent "
+                        "(dispatcher on, accepted by an SMTP server in this process)")
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args(argv)
     if args.mode == "timer-worker":
