@@ -254,6 +254,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         extra = {"dispatcher_enabled": True, "smtp_url": "smtp://127.0.0.1:18932",
+                 "smtp_connections": args.smtp_connections,
                  "smtp_from": "Bench <bench@example.com>"}
     with make_services("sqlite", clock_obj=SystemClock(), port=port, **extra) as services:
         services.extra["journeys"].put({
@@ -401,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--smtp-connections", type=int, default=2,
+                        help="latency --until sent: the smtp_connections setting")
     parser.add_argument("--clients", type=int, default=4,
                         help="latency: client threads sharing the rate")
     parser.add_argument("--until", choices=["outbox", "sent"], default="outbox",
