@@ -107,20 +107,10 @@ class EventLog:
         return self.by_seqs(tx, [r[0] for r in queued])
 
     def by_seqs(self, tx: Tx, seqs: Sequence[int]) -> list[Row]:
-        if self.db.dialect == "postgres":
-            # One statement of constant text (prepared once; an IN list of hundreds of values
-            # was planned afresh against every partition each time).
-            out = select_in(tx, f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN (?...)",
-                            list(seqs), "bigint")
-            out.sort(key=lambda r: r[0])
-            return out
-        out = []
-        for start in range(0, len(seqs), 900):
-            chunk = seqs[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            out.extend(
-                tx.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({marks})", chunk)
-            )
+        # One statement of constant text on either store (an IN list of hundreds of values
+        # was planned afresh against every PostgreSQL partition each time).
+        out = select_in(tx, f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN (?...)",
+                        list(seqs), "bigint")
         out.sort(key=lambda r: r[0])
         return out
 
