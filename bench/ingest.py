@@ -306,7 +306,6 @@ def processing_by_workers(
     parts = int(dict(s.split("=", 1) for s in args.setting).get("partitions", 256))
     bounds = [parts * n // args.workers for n in range(args.workers + 1)]
     watcher = make_server(args, tmp, url, worker=False)
-    env = {f"PARTITUR_{k.upper()}": v for k, v in (s.split("=", 1) for s in args.setting)}
     with watcher:
         first = watcher.backlog()
         procs = [
@@ -320,8 +319,7 @@ def processing_by_workers(
                     f"{lo}:{hi}",
                 ],
                 env={
-                    **watcher._env(),
-                    **env,
+                    **watcher._env(),  # the --setting values and the database too
                     "PARTITUR_LOG_LEVEL": "warning",
                     "PARTITUR_ANALYTICS_ENABLED": "false",
                 },

@@ -114,7 +114,7 @@ def replay(tx: Tx, seqs: Sequence[int] | None, dialect: str) -> int:
                 f"FROM failed_events WHERE seq IN ({marks})",
                 chunk,
             )
-        tx.execute(f"DELETE FROM failed_events WHERE seq IN ({marks})", chunk)
+    forget(tx, chosen)
     return len(chosen)
 
 
