@@ -54,3 +54,54 @@ def test_merge_applies_the_same_rules() -> None:
     assert a.event_count == 2 and (a.first_seen, a.last_seen) == (10, 20)
     assert a.consent["analytics"]["granted"] is True
     assert b.merged_into == "a"
+
+
+def _consent_changes(statements: list[tuple[int, bool]]) -> tuple[bool, int]:
+    """The current answer and when its run began, worked out from the whole history."""
+    answer, since = statements[0][1], statements[0][0]
+    for ts, granted in sorted(statements)[1:]:
+        if granted != answer:
+            answer, since = granted, ts
+    return answer, min(ts for ts, g in sorted(statements) if g == answer and ts >= since)
+
+
+def test_consent_agrees_with_the_history_whatever_the_arrival_order() -> None:
+    """Every answer pattern of up to five statements, arriving in every order: the profile's
+    answer and ``since`` are what the event-time history says."""
+    import itertools
+
+    from partitur.privacy.consent import Statement, history
+
+    for n in range(1, 6):
+        for answers in itertools.product((True, False), repeat=n):
+            statements = [(10 * (i + 1), a) for i, a in enumerate(answers)]
+            want = _consent_changes(statements)
+            log = history(Statement(ts, ts, "src", f"m{ts}", "track", None, {"sms": g})
+                          for ts, g in statements)["sms"]
+            assert (log[-1]["granted"], log[-1]["at"]) == (want[0], public_consent(
+                {"sms": {"granted": want[0], "since": want[1], "source": "src"}})["sms"]["at"])
+            for order in itertools.permutations(statements):
+                s = ProfileState(id="p", part=0, created_at=0)
+                for ts, granted in order:
+                    fold(s, {"type": "track", "context": {
+                        "consent": {"categoryPreferences": {"sms": granted}}}}, ts=ts, seq=ts)
+                got = s.consent["sms"]
+                assert (got["granted"], got["since"]) == want, (order, got)
+
+
+def test_consent_merge_agrees_with_the_history() -> None:
+    import itertools
+
+    for answers in itertools.product((True, False), repeat=4):
+        statements = [(10 * (i + 1), a) for i, a in enumerate(answers)]
+        want = _consent_changes(statements)
+        for split in itertools.product((0, 1), repeat=4):
+            a = ProfileState(id="a", part=0, created_at=0)
+            b = ProfileState(id="b", part=0, created_at=0)
+            for (ts, granted), side in zip(statements, split, strict=True):
+                fold((a, b)[side], {"type": "track", "context": {
+                    "consent": {"categoryPreferences": {"sms": granted}}}}, ts=ts, seq=ts)
+            if not a.consent or not b.consent:
+                continue
+            merge_into(a, b, {})
+            assert (a.consent["sms"]["granted"], a.consent["sms"]["since"]) == want, split

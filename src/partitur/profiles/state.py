@@ -101,23 +101,62 @@ def apply_event(
                 set_trait(state, str(name), value, ts, seq, rules.get(name, "latest"))
 
 
+_RECENT = 4  # statements of the current answer kept to place late contrary statements
+
+
 def set_consent(
     state: ProfileState, purpose: str, granted: bool, ts: int, seq: int, source_id: str
 ) -> None:
-    """Record a consent statement; an older statement never overrides a newer one.
+    """Record a consent statement, whatever order statements arrive in.
 
-    ``since`` is when the current answer was first given: a later event repeating the same
-    answer (analytics.js sends preferences on every call) only moves ``ts``/``seq``, the
-    newest statement seen, which is what out-of-order events are compared with."""
-    old = state.consent.get(purpose)
-    if old is not None:
-        if (old["ts"], old["seq"]) > (ts, seq):
+    The entry holds the current answer (from the newest statement, by ``(ts, seq)``),
+    ``since``, the first statement of the current run of that answer (a later event repeating
+    the same answer, as analytics.js does on every call, is not a change), ``after``, the
+    newest contrary statement before that run, and the newest few statements of the run.
+    A late statement can move ``since`` earlier (same answer, after ``after``) or later (a
+    contrary answer inside the run: the run then starts at the next statement kept after it),
+    so the profile agrees with the consent history derived from the events. A late contrary
+    statement older than the statements kept moves ``since`` to the oldest one kept."""
+    entry = state.consent.get(purpose)
+    key = (ts, seq)
+    if entry is None:
+        state.consent[purpose] = _new_entry(granted, key, source_id, None)
+        return
+    newest = (entry["ts"], entry["seq"])
+    since = (entry["since"], entry.get("since_seq", 0))
+    after = tuple(entry["after"]) if entry.get("after") else None
+    recent = [tuple(m) for m in entry.get("recent") or [[newest[0], newest[1], entry["source"]]]]
+    if key in (newest, since):
+        return
+    if granted == entry["granted"]:
+        if after is not None and key < after:
             return
-        if old["granted"] == granted:
-            old["ts"], old["seq"] = ts, seq
-            return
-    state.consent[purpose] = {
-        "granted": granted, "since": ts, "ts": ts, "seq": seq, "source": source_id
+        recent = sorted({*recent, (ts, seq, source_id)})[-_RECENT:]
+        entry["recent"] = [list(m) for m in recent]
+        if key > newest:
+            entry["ts"], entry["seq"] = key
+        if key < since:
+            entry["since"], entry["since_seq"], entry["source"] = ts, seq, source_id
+        return
+    if key > newest:
+        state.consent[purpose] = _new_entry(granted, key, source_id, newest)
+        return
+    if key > since:
+        first = min(m for m in recent if (m[0], m[1]) > key)
+        entry["since"], entry["since_seq"], entry["source"] = first[0], first[1], first[2]
+        entry["recent"] = [list(m) for m in recent if (m[0], m[1]) > key]
+        entry["after"] = list(key)
+    elif after is None or key > after:
+        entry["after"] = list(key)
+
+
+def _new_entry(
+    granted: bool, key: tuple[int, int], source_id: str, after: tuple[int, int] | None
+) -> dict[str, Any]:
+    return {
+        "granted": granted, "since": key[0], "since_seq": key[1], "ts": key[0],
+        "seq": key[1], "source": source_id, "after": list(after) if after else None,
+        "recent": [[key[0], key[1], source_id]],
     }
 
 
@@ -143,11 +182,13 @@ def merge_into(survivor: ProfileState, other: ProfileState, rules: Mapping[str, 
         meta = other.trait_meta.get(name, [0, 0])
         set_trait(survivor, name, value, meta[0], meta[1], rules.get(name, "latest"))
     for purpose, entry in other.consent.items():
-        mine = survivor.consent.get(purpose)
-        if mine is None or (entry["ts"], entry["seq"]) > (mine["ts"], mine["seq"]):
-            if mine is not None and mine["granted"] == entry["granted"]:
-                mine["ts"], mine["seq"] = entry["ts"], entry["seq"]
-                mine["since"] = min(mine["since"], entry["since"])
-            else:
-                survivor.consent[purpose] = dict(entry)
+        # Replay what the other profile knows as statements: its contrary boundary, the
+        # start of its run and the newest statements of it.
+        if entry.get("after"):
+            at, aseq = entry["after"]
+            set_consent(survivor, purpose, not entry["granted"], at, aseq, entry["source"])
+        marks = entry.get("recent") or [[entry["ts"], entry["seq"], entry["source"]]]
+        for ts, seq, source in [[entry["since"], entry.get("since_seq", 0), entry["source"]],
+                                *marks]:
+            set_consent(survivor, purpose, entry["granted"], ts, seq, source)
     other.merged_into = survivor.id
