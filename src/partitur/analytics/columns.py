@@ -93,9 +93,77 @@ def _sub(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
+class _Campaign(msgspec.Struct):
+    source: Any = None
+    medium: Any = None
+    name: Any = None
+    term: Any = None
+    content: Any = None
+
+
+class _Page(msgspec.Struct):
+    url: Any = None
+    path: Any = None
+    referrer: Any = None
+
+
+class _Context(msgspec.Struct):
+    campaign: _Campaign | None = None
+    page: _Page | None = None
+    locale: Any = None
+    timezone: Any = None
+
+
+_NOTHING = msgspec.Raw(b"null")
+
+
+class _Body(msgspec.Struct):
+    """The parts of a body the table needs; the Segment objects are kept as their JSON text
+    (not decoded and encoded again: that was most of the projector's time)."""
+
+    properties: msgspec.Raw = _NOTHING
+    traits: msgspec.Raw = _NOTHING
+    context: msgspec.Raw = _NOTHING
+
+
+_BODY = msgspec.json.Decoder(_Body)
+_CONTEXT = msgspec.json.Decoder(_Context)
+_PAGE = msgspec.json.Decoder(_Page)
+_EMPTY_CONTEXT = _Context()
+_EMPTY_PAGE = _Page()
+
+
 def to_row(row: Sequence[Any], profile_id: str) -> tuple[Any, ...] | None:
     """An event-log row (``store.events.EVENT_COLUMNS``) as a tuple in :data:`COLUMNS`
     order; None if its body cannot be read."""
+    seq, message_id, source_id, kind, event, user_id, anonymous_id, ts, received_at = row[:9]
+    try:
+        body = _BODY.decode(row[10])
+        context = _CONTEXT.decode(body.context) if body.context != _NOTHING else _EMPTY_CONTEXT
+        page_props = (_PAGE.decode(body.properties) if kind == "page"
+                      and body.properties != _NOTHING else _EMPTY_PAGE)
+    except msgspec.ValidationError:  # a body or object of an unusual shape: the general way
+        return _to_row_slow(row, profile_id)
+    except msgspec.DecodeError:
+        return None
+    campaign = context.campaign or _Campaign()
+    page = context.page or _EMPTY_PAGE
+    return (
+        int(seq), int(ts), int(received_at), profile_id, message_id, source_id, kind, event,
+        user_id, anonymous_id, _raw(body.properties), _raw(body.traits), _raw(body.context),
+        _text(campaign.source), _text(campaign.medium), _text(campaign.name),
+        _text(campaign.term), _text(campaign.content),
+        _text(page.url or page_props.url), _text(page.path or page_props.path),
+        _text(page.referrer or page_props.referrer),
+        _text(context.locale), _text(context.timezone),
+    )
+
+
+def _raw(value: msgspec.Raw) -> str | None:
+    return None if value == _NOTHING else bytes(value).decode()
+
+
+def _to_row_slow(row: Sequence[Any], profile_id: str) -> tuple[Any, ...] | None:
     seq, message_id, source_id, kind, event, user_id, anonymous_id, ts, received_at = row[:9]
     try:
         body = _DEC.decode(row[10])
