@@ -225,7 +225,47 @@ def mode_ack(args: argparse.Namespace, tmp: Path, url: str | None) -> dict[str, 
     return out
 
 
+def spawn_workers(
+    args: argparse.Namespace, tmp: Path, url: str | None, server: Server, *, analytics: bool
+) -> list[subprocess.Popen[bytes]]:
+    """``--workers`` separate ``partitur worker`` processes; on PostgreSQL each gets an equal
+    range of the partitions, on SQLite there is one (it shares the write lock with the
+    server's ingest path, working each batch out before taking it)."""
+    if url is None and args.workers != 1:
+        raise SystemExit("SQLite runs one worker process (--workers 1)")
+    parts = int(dict(s.split("=", 1) for s in args.setting).get("partitions", 256))
+    bounds = [parts * n // args.workers for n in range(args.workers + 1)]
+    procs = []
+    for n, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        command = [*Server._partitur(), "worker", "--data", str(tmp / "data")]
+        if url is not None:
+            command += ["--parts", f"{lo}:{hi}"]
+        env = {**server._env(), "PARTITUR_LOG_LEVEL": "warning"}  # --setting values, database
+        if n > 0 or not analytics:  # one projector at a time (it locks its directory)
+            env["PARTITUR_ANALYTICS_ENABLED"] = "false"
+        procs.append(subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        ))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def mode_sustained(args: argparse.Namespace, tmp: Path, url: str | None) -> dict[str, Any]:
+    if args.workers:
+        return sustained_by_workers(args, tmp, url)
     server = make_server(args, tmp, url, worker=args.worker)
     key = "bare" if args.bare else server.create_key()
     with server:
@@ -240,6 +280,42 @@ def mode_sustained(args: argparse.Namespace, tmp: Path, url: str | None) -> dict
         out["drain_after_s"] = round(time.monotonic() - t0, 1) if backlog == 0 else None
         out["backlog_after"] = backlog
         out["peak_rss_mib"] = round(server.peak_rss() / 2**20)
+    return keeps_up(args, out, samples)
+
+
+def sustained_by_workers(args: argparse.Namespace, tmp: Path, url: str | None) -> dict[str, Any]:
+    """As ``mode_sustained``, with the server taking events only and ``--workers`` worker
+    processes (with the analytics projector in the first) processing them."""
+    server = make_server(args, tmp, url, worker=False)
+    key = server.create_key()
+    with server:
+        procs = spawn_workers(args, tmp, url, server, analytics=True)
+        try:
+            cpu0 = sum(proc_cpu(p.pid) for p in procs)
+            started = time.monotonic()
+            with sampling(server, args.every) as samples:
+                out = drive(server, key, args, seconds=args.seconds, rate=args.rate)
+            t0 = time.monotonic()
+            backlog = server.backlog()
+            while backlog > 0 and time.monotonic() - t0 < args.drain_timeout:
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("a worker exited")
+                time.sleep(0.25)
+                backlog = server.backlog()
+            out["drain_after_s"] = round(time.monotonic() - t0, 1) if backlog == 0 else None
+            out["backlog_after"] = backlog
+            elapsed = time.monotonic() - started
+            out["cpu_workers"] = round((sum(proc_cpu(p.pid) for p in procs) - cpu0) / elapsed, 2)
+            out["peak_rss_mib"] = round(server.peak_rss() / 2**20)
+            out["peak_rss_mib_per_worker"] = round(
+                max(proc_status(p.pid, "VmHWM") for p in procs) / 2**20)
+        finally:
+            stop_workers(procs)
+    out["workers"] = args.workers
+    return keeps_up(args, out, samples)
+
+
+def keeps_up(args: argparse.Namespace, out: dict[str, Any], samples: list[Any]) -> dict[str, Any]:
     out["samples"] = samples
     during = [s["backlog"] for s in samples if s["backlog"] >= 0]
     half = during[len(during) // 2 :] or [0]

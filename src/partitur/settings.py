@@ -269,6 +269,10 @@ class Settings(BaseModel):
     analytics_memory_limit: str = Field(
         "2GB", description="DuckDB memory limit for analytics queries (spills to disk beyond)."
     )
+    analytics_projector_memory_limit: str = Field(
+        "256MB", description="DuckDB memory limit of the projector's compactions and rewrites "
+        "(spills to disk beyond)."
+    )
 
     @property
     def is_postgres(self) -> bool:

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from partitur.analytics import rewrite
 from partitur.analytics.columns import to_row, to_table
 from partitur.analytics.duck import connect
@@ -37,6 +39,7 @@ log = logging.getLogger("partitur.analytics")
 COMPACT_FILES = 32  # small files that trigger a compaction before its interval
 TIER_BASE = 1000  # rows of the smallest tier
 TIER_FANIN = 4  # files of one tier merged into one of the next
+CONVERT_ROWS = 5000  # events read and converted at a time
 
 
 class Projector:
@@ -98,7 +101,10 @@ class Projector:
     @property
     def duck(self) -> Any:
         if self._duck is None:
-            self._duck = connect(threads=1, memory_limit=self.settings.analytics_memory_limit,
+            # Compaction sorts up to a million rows: it spills to disk rather than hold
+            # the query limit's worth of memory in the process that runs the worker too.
+            self._duck = connect(threads=1,
+                                 memory_limit=self.settings.analytics_projector_memory_limit,
                                  temp_dir=self.store.root / ".duckdb-tmp")
         return self._duck
 
@@ -167,19 +173,26 @@ class Projector:
             picked = tx.execute("SELECT seq, profile_id FROM analytics_outbox WHERE file = ?",
                                 (name,))
             owner = {int(s): str(p) for s, p in picked}
-            events = self.services.events.by_seqs(tx, sorted(owner))
-        out = []
-        for row in events:
-            converted = to_row(row, owner[int(row[0])])
-            if converted is not None:
-                out.append(converted)
-            else:
-                log.error("event %s has an unreadable body; not projected", row[0])
-        if out:
-            info = self.store.write_events(name, to_table(out), self.services.clock.now_us())
+            # A slice at a time: the bodies and their Python rows of one slice, not of the
+            # whole batch, are alive at once (Arrow holds the rest far more compactly).
+            tables = []
+            for seqs in chunks(sorted(owner), CONVERT_ROWS):
+                out = []
+                for row in self.services.events.by_seqs(tx, seqs):
+                    converted = to_row(row, owner[int(row[0])])
+                    if converted is not None:
+                        out.append(converted)
+                    else:
+                        log.error("event %s has an unreadable body; not projected", row[0])
+                if out:
+                    tables.append(to_table(out))
+        rows = sum(t.num_rows for t in tables)
+        if rows:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            info = self.store.write_events(name, table, self.services.clock.now_us())
             manifest = self.store.commit(replace(manifest, files=(*manifest.files, info)))
         self._release(name)
-        self.written += len(out)
+        self.written += rows
         return manifest, full
 
     def _release(self, name: str) -> None:
