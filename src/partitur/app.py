@@ -90,8 +90,12 @@ async def health(request: Request) -> Response:
             return int(services.events.backlog(tx)), deadletter.count(tx)
 
     backlog, failed = await asyncio.to_thread(read)
-    return api.json({"status": "ok", "backlog": backlog, "failed_events": failed,
-                     "store": services.db.dialect})
+    body: dict[str, Any] = {"status": "ok", "backlog": backlog, "failed_events": failed,
+                            "store": services.db.dialect}
+    processes = services.extra.get("worker_processes")
+    if processes is not None:
+        body["worker_processes"] = processes.status()
+    return api.json(body)
 
 
 def all_routes() -> list[BaseRoute]:
@@ -150,12 +154,21 @@ def create_app(
         services = build_services(settings)
     svc = services
     run_workers = svc.settings.worker_enabled if start_workers is None else start_workers
+    processes = None
+    if run_workers and svc.settings.worker_processes:
+        from partitur.worker.processes import WorkerProcesses
+
+        processes = WorkerProcesses(svc.settings)  # checks the settings before starting
+        run_workers = False
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from partitur.worker import ProfileWorker
 
         svc.committer.start()
+        if processes is not None:
+            processes.start()
+        svc.extra["worker_processes"] = processes
         worker = ProfileWorker(svc) if run_workers else None
         if worker is not None:
             worker.start()
@@ -199,6 +212,8 @@ def create_app(
             svc.committer.stop()
             if worker is not None:
                 worker.stop()
+            if processes is not None:
+                processes.stop()
 
     from partitur.journeys.clockroute import routes as clock_routes
 

@@ -75,13 +75,22 @@ def serve(
     "--parts", default=None, metavar="LO:HI",
     help="Only this range of partitions (PostgreSQL; default: all).",
 )
-def worker(data_dir: Path | None, database_url: str | None, parts: str | None) -> None:
+@click.option(
+    "--role", type=click.Choice(["all", "events", "analytics"]), default="all",
+    show_default=True,
+    help="events: profiles, segments, journeys and deliveries; analytics: the Parquet "
+    "projector (one per analytics directory); all: both.",
+)
+@click.option("--parent-pid", type=int, default=None, hidden=True)
+@click.option("--poll", type=float, default=None, hidden=True)
+def worker(data_dir: Path | None, database_url: str | None, parts: str | None, role: str,
+           parent_pid: int | None, poll: float | None) -> None:
     """Run the profile worker and the outbox dispatcher on their own (no HTTP server)."""
     import signal
     import threading
 
     from partitur.errors import InvalidInput
-    from partitur.worker import ProfileWorker
+    from partitur.worker import standalone
 
     services = open_services(data_dir, database_url)
     logging.basicConfig(
@@ -94,41 +103,20 @@ def worker(data_dir: Path | None, database_url: str | None, parts: str | None) -
         if not (sep and lo.isdigit() and hi.isdigit() and int(lo) < int(hi)):
             raise InvalidInput("--parts expects LO:HI with LO < HI, e.g. 0:128")
         span = (int(lo), int(hi))
-    runner = ProfileWorker(services, parts=span)
-    dispatcher = None
-    if services.settings.dispatcher_enabled:
-        from partitur.channels import Dispatcher
-
-        dispatcher = Dispatcher(services)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    from partitur.segments import SegmentRunner
 
-    segment_runner = SegmentRunner(services)
-    from partitur.journeys import JourneyRunner
+    def started() -> None:
+        click.echo(f"worker running on {services.db.dialect}; role {role}; "
+                   f"partitions {parts or 'all'}")
+        sys.stdout.flush()
 
-    journey_runner = JourneyRunner(services.extra["journeys"])
-    runner.start()
-    segment_runner.start()
-    journey_runner.start()
-    if dispatcher is not None:
-        dispatcher.start()
-    analytics = services.extra["analytics"]
-    if services.settings.analytics_enabled:
-        analytics.start()  # the Parquet projector; it locks its directory, so one at a time
-    click.echo(f"worker running on {services.db.dialect}; partitions {parts or 'all'}")
-    while not stop.wait(5.0):
-        with services.db.read() as tx:
-            backlog = services.events.backlog(tx)
-        logging.getLogger("partitur.worker").debug("backlog %d", backlog)
-    analytics.stop()
-    if dispatcher is not None:
-        dispatcher.stop()
-    journey_runner.stop()
-    segment_runner.stop()
-    runner.stop()
-    services.close()
+    try:
+        standalone.run(services, parts=span, role=role, stop=stop,  # type: ignore[arg-type]
+                       parent_pid=parent_pid, poll=poll, started=started)
+    finally:
+        services.close()
 
 
 @main.command()

@@ -82,6 +82,14 @@ class Settings(BaseModel):
     worker_enabled: bool = Field(
         True, description="Run the identity and profile worker inside `partitur serve`."
     )
+    worker_processes: int = Field(
+        0, ge=0, le=64,
+        description="0: `partitur serve` runs its background work (profiles, segments, "
+        "journeys, deliveries, analytics) as threads of its own process. N: it starts N "
+        "`partitur worker` processes for profiles, segments, journeys and deliveries (more "
+        "than 1 needs PostgreSQL; each takes a range of the partitions) and one for analytics, "
+        "and keeps only the API in its own process: more than one core at work.",
+    )
     partitions: int = Field(
         256, description="Fixed number of logical partitions profiles hash into."
     )

@@ -56,6 +56,10 @@ class ProfileWorker:
         self._limit: int | None = None  # smaller than worker_batch while narrowing a failure
         self._strikes = 0  # failures of a batch of one event in a row
         self.idle = threading.Event()
+        # Longest idle wait for new events. In the server's process the ingest path wakes the
+        # worker at each commit; a worker in a process of its own can only look (see
+        # ``worker.processes``), so it looks more often.
+        self.poll = 1.0
 
     def start(self) -> None:
         db = self.services.db
@@ -149,7 +153,7 @@ class ProfileWorker:
             busy = result.processed or result.unattributed or result.suppressed
             if not busy:
                 self.idle.set()
-                self.services.wake.wait(1.0)
+                self.services.wake.wait(self.poll)
                 self.services.wake.clear()
             else:
                 self.idle.clear()

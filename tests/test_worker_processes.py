@@ -1,0 +1,111 @@
+"""``worker_processes``: ``partitur serve`` keeps the API in its own process and starts
+``partitur worker`` children for profiles, journeys and analytics; a child that dies is
+started again, and the children stop with the server (also when it is killed)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import PartiturServer, http
+
+pytestmark = pytest.mark.serial
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _health(server: PartiturServer) -> dict[str, Any]:
+    body: dict[str, Any] = http("GET", f"{server.url}/health").json()
+    return body
+
+
+def _children(server: PartiturServer) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in _health(server)["worker_processes"]}
+
+
+def _until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _send(server: PartiturServer, key: str, people: range, event: str) -> None:
+    batch = []
+    for n in people:
+        batch.append({"type": "identify", "userId": f"u{n}", "anonymousId": f"a{n}",
+                      "traits": {"email": f"p{n}@example.com", "n": n}})
+        batch.append({"type": "track", "anonymousId": f"a{n}", "event": event})
+    assert http("POST", f"{server.url}/v1/batch", {"batch": batch}, key=key).status == 200
+
+
+def test_children_do_the_work_are_restarted_and_stop_with_the_server(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    count = 2 if database_url else 1
+    server = PartiturServer(tmp_path / "data", database_url=database_url, settings={
+        "worker_processes": count, "analytics_flush_seconds": "0.2"})
+    try:
+        server.start()
+        with server.services() as services:
+            admin = services.keys.create_admin_key("test")
+        key = server.create_write_key("web")
+        auth = {"Authorization": f"Bearer {admin}"}
+        children = _until(lambda: _children(server), 30, "the children")
+        assert sorted(children) == sorted([*(f"events-{n}" for n in range(count)), "analytics"])
+        assert all(c["running"] and c["pid"] != server.proc.pid  # type: ignore[union-attr]
+                   for c in children.values())
+
+        _send(server, key, range(40), "Joined")
+        _until(lambda: _health(server)["backlog"] == 0, 60, "the backlog to drain")
+        found = http("GET", f"{server.url}/api/v1/profiles/lookup?type=email&value="
+                     "p7%40example.com", headers=auth)
+        assert found.status == 200, found.body
+        assert found.json()["traits"]["n"] == 7
+
+        def joined() -> bool:
+            reply = http("POST", f"{server.url}/api/v1/analytics/funnel",
+                         {"steps": [{"event": "Joined"}]}, headers=auth)
+            return reply.status == 200 and reply.json()["steps"][0]["count"] == 40
+        _until(joined, 30, "analytics to count the 40 people")
+
+        # A child killed is started again and goes on with the work.
+        victim = children["events-0"]["pid"]
+        os.kill(victim, 9)
+        again = _until(lambda: (c := _children(server)["events-0"])["restarts"] == 1
+                       and c["running"] and c, 30, "the child to be started again")
+        assert again["pid"] != victim
+        _send(server, key, range(40, 60), "Joined")
+        _until(lambda: _health(server)["backlog"] == 0, 60, "the backlog to drain")
+
+        # Stopped with the server.
+        pids = [c["pid"] for c in _children(server).values()]
+        assert server.stop() == 0
+        _until(lambda: not any(_alive(p) for p in pids), 30, "the children to stop")
+
+        # Killed with the server: they notice and stop on their own.
+        server.start()
+        pids = [c["pid"] for c in _until(lambda: _children(server), 30, "children").values()]
+        assert all(_alive(p) for p in pids)
+        server.kill()
+        _until(lambda: not any(_alive(p) for p in pids), 30, "orphaned children to stop")
+        server.assert_clean_log()
+    finally:
+        server.close()
