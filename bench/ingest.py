@@ -228,21 +228,23 @@ def mode_ack(args: argparse.Namespace, tmp: Path, url: str | None) -> dict[str, 
 def spawn_workers(
     args: argparse.Namespace, tmp: Path, url: str | None, server: Server, *, analytics: bool
 ) -> list[subprocess.Popen[bytes]]:
-    """``--workers`` separate ``partitur worker`` processes; on PostgreSQL each gets an equal
-    range of the partitions, on SQLite there is one (it shares the write lock with the
-    server's ingest path, working each batch out before taking it)."""
+    """``--workers`` separate ``partitur worker --role events`` processes (on PostgreSQL each
+    gets an equal range of the partitions, on SQLite there is one: it shares the write lock
+    with the server's ingest path, working each batch out before taking it) and, with
+    ``analytics``, one ``--role analytics`` process: what ``worker_processes`` starts."""
     if url is None and args.workers != 1:
         raise SystemExit("SQLite runs one worker process (--workers 1)")
     parts = int(dict(s.split("=", 1) for s in args.setting).get("partitions", 256))
     bounds = [parts * n // args.workers for n in range(args.workers + 1)]
     procs = []
-    for n, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        command = [*Server._partitur(), "worker", "--data", str(tmp / "data")]
-        if url is not None:
-            command += ["--parts", f"{lo}:{hi}"]
+    roles = [["--role", "events", "--parts", f"{lo}:{hi}"] if url else ["--role", "events"]
+             for lo, hi in itertools.pairwise(bounds)]
+    if analytics:  # as `worker_processes` lays them out: the projector on its own
+        roles.append(["--role", "analytics"])
+    for role in roles:
+        command = [*Server._partitur(), "worker", "--data", str(tmp / "data"), *role,
+                   "--poll", "0.05"]
         env = {**server._env(), "PARTITUR_LOG_LEVEL": "warning"}  # --setting values, database
-        if n > 0 or not analytics:  # one projector at a time (it locks its directory)
-            env["PARTITUR_ANALYTICS_ENABLED"] = "false"
         procs.append(subprocess.Popen(
             command,
             env=env,
