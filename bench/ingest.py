@@ -376,37 +376,15 @@ def mode_processing(args: argparse.Namespace, tmp: Path, url: str | None) -> dic
 def processing_by_workers(
     args: argparse.Namespace, tmp: Path, url: str | None, queued: int, preload: dict[str, Any]
 ) -> dict[str, Any]:
-    """The queue drained by ``--workers`` separate ``partitur worker`` processes, each given an
-    equal range of the partitions (PostgreSQL's multi-process set-up); the server only answers
-    ``/health`` for the backlog."""
-    if url is None:
-        raise SystemExit("--workers needs --store postgres (SQLite has one writer)")
-    parts = int(dict(s.split("=", 1) for s in args.setting).get("partitions", 256))
-    bounds = [parts * n // args.workers for n in range(args.workers + 1)]
+    """The queue drained by ``--workers`` separate worker processes as ``worker_processes``
+    lays them out (see :func:`spawn_workers`); the server only answers ``/health`` for the
+    backlog."""
     watcher = make_server(args, tmp, url, worker=False)
     with watcher:
         first = watcher.backlog()
-        procs = [
-            subprocess.Popen(
-                [
-                    *Server._partitur(),
-                    "worker",
-                    "--data",
-                    str(tmp / "data"),
-                    "--parts",
-                    f"{lo}:{hi}",
-                ],
-                env={
-                    **watcher._env(),  # the --setting values and the database too
-                    "PARTITUR_LOG_LEVEL": "warning",
-                    "PARTITUR_ANALYTICS_ENABLED": "false",
-                },
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL,
-            )
-            for lo, hi in itertools.pairwise(bounds)
-        ]
+        analytics = dict(s.split("=", 1) for s in args.setting).get(
+            "analytics_enabled", "true").lower() not in ("0", "false", "no")
+        procs = spawn_workers(args, tmp, url, watcher, analytics=analytics)
         try:
             started = time.monotonic()
             backlog = first
@@ -419,13 +397,7 @@ def processing_by_workers(
             cpu = sum(proc_cpu(p.pid) for p in procs)
             peak = max(proc_status(p.pid, "VmHWM") for p in procs)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGINT)
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_workers(procs)
     done = first - backlog
     return {
         "preload_events_per_s": preload["events_per_s"],

@@ -43,7 +43,8 @@ def serve(
     data_dir: Path | None, database_url: str | None, host: str | None, port: int | None,
     demo: bool, no_worker: bool,
 ) -> None:
-    """Run the API and its workers in one process."""
+    """Run the API and its workers (threads of this process, or the worker processes it starts
+    when `worker_processes` is set)."""
     if demo:
         from partitur.demo.cli import run_demo
         from partitur.demo.run import Options
