@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from partitur.errors import InvalidInput
+from partitur.settings import load_settings
+from partitur.worker.processes import plan
 from tests.helpers import PartiturServer, http
-
-pytestmark = pytest.mark.serial
 
 
 def _alive(pid: int) -> bool:
@@ -56,6 +57,24 @@ def _send(server: PartiturServer, key: str, people: range, event: str) -> None:
     assert http("POST", f"{server.url}/v1/batch", {"batch": batch}, key=key).status == 200
 
 
+def test_the_layout_of_the_children(tmp_path: Path) -> None:
+    def layout(**values: Any) -> list[tuple[str, list[str]]]:
+        settings = load_settings(tmp_path, environ={}, **values)
+        return [(c.name, c.args) for c in plan(settings)]
+
+    assert layout(worker_processes=1) == [("events-0", ["--role", "events"]),
+                                          ("analytics", ["--role", "analytics"])]
+    assert layout(worker_processes=2, database_url="postgresql://h/db", partitions=256,
+                  analytics_enabled=False) == [
+        ("events-0", ["--role", "events", "--parts", "0:128"]),
+        ("events-1", ["--role", "events", "--parts", "128:256"])]
+    with pytest.raises(InvalidInput, match="needs PostgreSQL"):
+        layout(worker_processes=2)
+    with pytest.raises(InvalidInput, match="system clock"):
+        layout(worker_processes=1, clock="manual")
+
+
+@pytest.mark.serial
 def test_children_do_the_work_are_restarted_and_stop_with_the_server(
     tmp_path: Path, database_url: str | None
 ) -> None:

@@ -49,6 +49,9 @@ def plan(settings: Settings) -> list[Child]:
     postgres = settings.database_url is not None
     if count > 1 and not postgres:
         raise InvalidInput("worker_processes above 1 needs PostgreSQL: SQLite has one writer")
+    if count and settings.clock != "system":
+        raise InvalidInput("worker_processes needs the system clock: a manual clock is one "
+                           "process's own (set worker_processes = 0 with clock = manual)")
     children = []
     parts = settings.partitions
     for n in range(count):
