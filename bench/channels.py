@@ -11,6 +11,9 @@ Three figures, each through the real code (policies, rendering, recording, deliv
 * ``dispatch``: messages per second from queued to recorded as sent, for web messages (no
   network: the pipeline's own ceiling) and for webhooks to a receiver in another process
   (uvicorn, answering 200 at once);
+* ``dispatch_email``: the same for emails (subject, text and HTML rendered for the person,
+  MIME, unsubscribe link) to an SMTP server in another process (aiosmtpd's sink), with the
+  CPU this process spent per email; ``--profile FILE`` writes a cProfile of that drain;
 * ``latency``: from the commit that enqueues one webhook message to the dispatcher having it
   recorded as sent (an upper bound on "handed to the channel"), p50/p99 over one message at a
   time, with the background dispatcher woken by the commit.
@@ -80,16 +83,19 @@ def receiver() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def store(kind: str, tmp: Path) -> Iterator[Services]:
+def store(kind: str, tmp: Path, **settings: Any) -> Iterator[Services]:
+    settings.setdefault("smtp_from", "Bench <bench@example.com>")
     if kind == "postgres":
         with pg_schema(PG_URL) as url:
-            services = build_services(load_settings(tmp, environ={}, database_url=url))
+            services = build_services(load_settings(tmp, environ={}, database_url=url,
+                                                    **settings))
             try:
                 yield services
             finally:
                 services.close()
     else:
-        services = build_services(load_settings(tmp, environ={}, sqlite_synchronous="NORMAL"))
+        services = build_services(load_settings(tmp, environ={}, sqlite_synchronous="NORMAL",
+                                                **settings))
         try:
             yield services
         finally:
@@ -103,7 +109,8 @@ def people(services: Services, count: int) -> list[str]:
         from partitur.ingest.decode import decode
         from partitur.ingest.rows import to_rows
 
-        events = [{"type": "identify", "userId": f"u{n}", "traits": {"first_name": f"P{n}"}}
+        events = [{"type": "identify", "userId": f"u{n}",
+                   "traits": {"first_name": f"P{n}", "email": f"p{n}@example.com"}}
                   for n in range(count)]
         for start in range(0, count, 1000):
             body = json.dumps({"batch": events[start : start + 1000]}).encode()
@@ -118,11 +125,39 @@ def people(services: Services, count: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+@contextlib.contextmanager
+def smtp_sink() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                             "-c", "aiosmtpd.handlers.Sink"])
+    try:
+        import socket
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"smtp://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def messages(ids: list[str], count: int, channel: str, url: str, tag: str) -> list[Any]:
     out = []
     for n in range(count):
         profile = ids[n % len(ids)]
-        if channel == "web":
+        if channel == "email":
+            out.append(OutboundMessage(
+                key=f"{tag}:{n}", profile_id=profile, channel="email", category="transactional",
+                template={"subject": "Welcome, {{ profile.traits.first_name }}",
+                          "text": "Hello {{ profile.traits.first_name }}, thanks for joining.",
+                          "html": "<p>Hello <b>{{ profile.traits.first_name }}</b>,</p>"
+                                  "<p>thanks for joining.</p>"}))
+        elif channel == "web":
             out.append(OutboundMessage(
                 key=f"{tag}:{n}", profile_id=profile, channel="web", category="transactional",
                 template={"title": "Hi {{ profile.traits.first_name }}", "body": "x"}))
@@ -190,12 +225,35 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--only-email", action="store_true",
+                        help="only the email dispatch figure")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a cProfile of the email drain here")
     args = parser.parse_args()
     result: dict[str, Any] = {"store": args.store, "machine": machine(),
                               "messages": args.messages, "people": args.people}
-    with tempfile.TemporaryDirectory() as tmp, receiver() as url, \
-            store(args.store, Path(tmp)) as services:
+    with tempfile.TemporaryDirectory() as tmp, receiver() as url, smtp_sink() as smtp, \
+            store(args.store, Path(tmp), smtp_url=smtp) as services:
         ids = people(services, args.people)
+        mails = messages(ids, args.messages, "email", url, "mail")
+        time_enqueue(services, mails)
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        if args.profile is not None:
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                result["dispatch_email_per_s"] = round(time_dispatch(services, len(mails)))
+            prof.dump_stats(args.profile)
+        else:
+            result["dispatch_email_per_s"] = round(time_dispatch(services, len(mails)))
+        result["dispatch_email_cpu_ms_per_email"] = round(
+            (time.process_time() - cpu0) * 1000 / len(mails), 3)
+        result["dispatch_email_wall_ms_per_email"] = round(
+            (time.perf_counter() - wall0) * 1000 / len(mails), 3)
+        if args.only_email:
+            print(json.dumps(result, indent=2))
+            return
         web = messages(ids, args.messages, "web", url, "web")
         hooks = messages(ids, args.messages, "webhook", url, "hook")
         result["enqueue_per_s"] = round(time_enqueue(services, web))
