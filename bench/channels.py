@@ -225,6 +225,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--smtp-connections", type=int, default=None,
+                        help="the smtp_connections setting (default: its default)")
     parser.add_argument("--only-email", action="store_true",
                         help="only the email dispatch figure")
     parser.add_argument("--profile", type=Path, default=None,
@@ -233,7 +235,9 @@ def main() -> None:
     result: dict[str, Any] = {"store": args.store, "machine": machine(),
                               "messages": args.messages, "people": args.people}
     with tempfile.TemporaryDirectory() as tmp, receiver() as url, smtp_sink() as smtp, \
-            store(args.store, Path(tmp), smtp_url=smtp) as services:
+            store(args.store, Path(tmp), smtp_url=smtp,
+                  **({"smtp_connections": args.smtp_connections}
+                     if args.smtp_connections else {})) as services:
         ids = people(services, args.people)
         mails = messages(ids, args.messages, "email", url, "mail")
         time_enqueue(services, mails)

@@ -237,70 +237,55 @@ def timer_worker(args: argparse.Namespace) -> None:
 
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
+    """Event → outbox (and → sent) latency against ``partitur serve`` in its own process."""
+    import sqlite3
+
     import httpx
-    import uvicorn
+    from servers import Server, free_port
 
-    from partitur.app import create_app
-    from partitur.clock import SystemClock
-
-    port = 18931
     smtp = None
-    extra: dict[str, Any] = {"dispatcher_enabled": False}
+    env: dict[str, str] = {"PARTITUR_DISPATCHER_ENABLED": "false"}
     if args.until == "sent":  # the dispatcher on, email handed to an SMTP server (aiosmtpd's
-        # sink, in a process of its own so that it does not share this one's interpreter)
+        # sink, in a process of its own)
+        smtp_port = free_port()
         smtp = subprocess.Popen(
-            [sys.executable, "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:18932",
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
              "-c", "aiosmtpd.handlers.Sink"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
-        extra = {"dispatcher_enabled": True, "smtp_url": "smtp://127.0.0.1:18932",
-                 "smtp_connections": args.smtp_connections,
-                 "smtp_from": "Bench <bench@example.com>"}
-    with make_services("sqlite", clock_obj=SystemClock(), port=port, **extra) as services:
+        env = {"PARTITUR_DISPATCHER_ENABLED": "true",
+               "PARTITUR_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+               "PARTITUR_SMTP_CONNECTIONS": str(args.smtp_connections),
+               "PARTITUR_SMTP_FROM": "Bench <bench@example.com>"}
+    if args.worker_processes:
+        env["PARTITUR_WORKER_PROCESSES"] = str(args.worker_processes)
+    tmp = Path(tempfile.mkdtemp(prefix="partitur-latency-"))
+    data = tmp / "data"
+    services = build_services(load_settings(data, environ={}))
+    try:
         services.extra["journeys"].put({
             "key": "first-mail", "trigger": {"event": "Signed Up"}, "steps": [
                 {"id": "hello", "type": "send", "channel": "email", "category": "transactional",
-                 "template": {"subject": "Hi", "text": "Welcome"}}]})
+                 "template": {"subject": "Hi {{ profile.traits.email }}",
+                              "text": "Welcome", "html": "<p>Welcome</p>"}}]})
         services.extra["journeys"].publish("first-mail")
-        key, _ = services.keys.create_write_key("bench")
-        app = create_app(services=services, start_workers=True)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        seen: dict[str, float] = {}
-        stop = threading.Event()
-        query = ("SELECT rowid, variables FROM outbox WHERE rowid > ? ORDER BY rowid"
-                 if args.until == "outbox" else
-                 "SELECT rowid, variables FROM outbox WHERE rowid > ? AND status = 'sent' "
-                 "ORDER BY rowid")
-
-        def watch() -> None:
-            last = 0  # every row up to here is seen (sends may finish out of order)
-            while not stop.is_set():
-                with services.db.read() as tx:
-                    rows = tx.execute(query, (last,))
-                stamp = time.time()
-                for _rowid, variables in rows:
-                    mid = json.loads(variables)["event"].get("messageId")
-                    seen.setdefault(mid, stamp)
-                if args.until == "outbox" and rows:
-                    last = int(rows[-1][0])
-                time.sleep(0.002)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        sent: dict[str, float] = {}
-        per_request = 10
-        total = int(args.rate * args.seconds)
-        clients = max(1, args.clients)
-        interval = per_request * clients / args.rate  # each client's pace
+    finally:
+        services.close()
+    server = Server(data, worker=True, env=env)
+    key = server.create_key()
+    sent: dict[str, float] = {}
+    per_request = 10
+    total = int(args.rate * args.seconds)
+    clients = max(1, args.clients)
+    interval = per_request * clients / args.rate  # each client's pace
+    column = "sent_at" if args.until == "sent" else "created_at"
+    rows: list[Any] = []
+    with server:
+        cpu0 = server.cpu()
 
         def client_loop(c: int) -> None:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=(key, "")) as client:
+            with httpx.Client(base_url=f"http://127.0.0.1:{server.port}",
+                              auth=(key, "")) as client:
                 for k, n in enumerate(range(c * per_request, total, per_request * clients)):
                     pause = start + k * interval - time.perf_counter()
                     if pause > 0:
@@ -308,9 +293,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
                     # Each new person's sign-up (the trigger); to be sent, an email needs the
                     # person's address first (an identify).
                     batch = [call for i in range(n, min(total, n + per_request)) for call in (
-                        *([{"type": "identify", "userId": f"u{i}", "messageId": f"i{i}",
-                            "traits": {"email": f"u{i}@example.com"}}]
-                          if args.until == "sent" else []),
+                        {"type": "identify", "userId": f"u{i}", "messageId": f"i{i}",
+                         "traits": {"email": f"u{i}@example.com"}},
                         {"type": "track", "userId": f"u{i}", "event": "Signed Up",
                          "messageId": f"m{i}"})]
                     stamp = time.time()
@@ -327,22 +311,34 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
         for t in threads:
             t.join(timeout=args.seconds * 3 + 60)
         achieved = total / (time.perf_counter() - start)
-        deadline = time.monotonic() + 60
-        while len(seen) < total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        server.should_exit = True
-        thread.join(timeout=20)
+        elapsed = time.perf_counter() - start
+        # The server stamps each message when it is enqueued (created_at) and when it is
+        # recorded as sent (sent_at), on this machine's clock: read them once at the end.
+        db = sqlite3.connect(f"file:{data / 'partitur.db'}?mode=ro", uri=True, timeout=30)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            rows = db.execute(f"SELECT variables, created_at, {column} FROM outbox "
+                              f"WHERE {column} IS NOT NULL").fetchall()
+            if len(rows) >= total:
+                break
+            time.sleep(0.5)
+        cpu = (server.cpu() - cpu0) / elapsed
+        db.close()
     if smtp is not None:
         smtp.terminate()
         smtp.wait(timeout=10)
-    waits = sorted((seen[m] - sent[m]) * 1000 for m in sent if m in seen)
-    return {"until": args.until, "rate": args.rate, "achieved_rate": round(achieved),
-            "events": total,
-            "messages": len(waits),
-            "p50_ms": round(statistics.median(waits), 1),
-            "p99_ms": round(waits[int(len(waits) * 0.99) - 1], 1),
-            "max_ms": round(waits[-1], 1)}
+    done = {json.loads(v)["event"].get("messageId"): (c, d) for v, c, d in rows}
+    out: dict[str, Any] = {"until": args.until, "rate": args.rate,
+                           "achieved_rate": round(achieved), "events": total,
+                           "messages": len(done), "cpu_server": round(cpu, 2),
+                           "worker_processes": args.worker_processes}
+    for name, index in (("outbox", 0), ("sent", 1)) if args.until == "sent" else (
+            ("outbox", 0),):
+        waits = sorted(done[m][index] / 1000 - sent[m] * 1000 for m in sent if m in done)
+        out[name] = {"p50_ms": round(statistics.median(waits), 1),
+                     "p99_ms": round(waits[int(len(waits) * 0.99) - 1], 1),
+                     "max_ms": round(waits[-1], 1)}
+    return out
 
 
 def rss_mb() -> float:
@@ -407,8 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4,
                         help="latency: client threads sharing the rate")
     parser.add_argument("--until", choices=["outbox", "sent"], default="outbox",
-                        help="latency: to the message committed in the outbox, or to it sent "
-                        "(dispatcher on, accepted by an SMTP server in this process)")
+                        help="latency: to the message committed in the outbox, or also to it "
+                        "sent (dispatcher on, accepted by an SMTP server in another process)")
+    parser.add_argument("--worker-processes", type=int, default=0,
+                        help="latency: the server's worker_processes setting")
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args(argv)
     if args.mode == "timer-worker":
