@@ -82,6 +82,10 @@ class Settings(BaseModel):
     worker_enabled: bool = Field(
         True, description="Run the identity and profile worker inside `partitur serve`."
     )
+    segment_events: bool = Field(
+        True, description="Write each segment entry and exit to the event log as a `Segment "
+        "Entered` / `Segment Exited` track call from the `partitur-segments` source.",
+    )
     worker_processes: int = Field(
         0, ge=0, le=64,
         description="0: `partitur serve` runs its background work (profiles, segments, "

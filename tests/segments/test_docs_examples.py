@@ -23,7 +23,10 @@ def test_json_examples_parse() -> None:
     assert len(found) > 25
     for text in found:
         doc = json.loads(text)
-        if "key" in doc:
+        if doc.get("type") == "track":  # an entry event as the log holds it
+            assert doc["event"] in ("Segment Entered", "Segment Exited")
+            assert set(doc["properties"]) == {"segment", "segment_name", "cause"}
+        elif "key" in doc:
             parse_segment(doc)
         else:
             parse_condition(doc)

@@ -70,8 +70,10 @@ def backfill_step(services: Services, *, batch: int | None = None) -> bool:
             ("done" if finished else "running", prefix[-1] if prefix else cursor,
              len(prefix), now, now if finished else None, key, version),
         )
-        if target.backfill_triggers_journeys:
-            seg.notify(tx, now, people, outcome.changes)
+        # The entries are events in the log either way; journeys hear of them only if the
+        # segment says backfills should trigger them.
+        seg.notify(tx, now, people, outcome.changes,
+                   hand_on=target.backfill_triggers_journeys)
     return True
 
 

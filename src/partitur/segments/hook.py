@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from partitur.segments import events
 from partitur.segments.engine import Change, evaluate_people
 from partitur.store.db import Tx
 from partitur.worker.hooks import BatchContext, ProcessedEvent, SegmentChange
@@ -142,4 +143,7 @@ class SegmentHook:
         self.evaluated += outcome.evaluated
         self.event_rows += outcome.event_rows
         self.batches += 1
+        if outcome.changes:
+            names = {k: seg.name for k, seg in defs.segments.items()}
+            events.record(tx, self.service.services, outcome.changes, names)
         batch.changes.extend(as_notes(outcome.changes))

@@ -14,6 +14,7 @@ from partitur.clock import iso
 from partitur.errors import Conflict, InvalidInput, NotFound
 from partitur.profiles import store as profile_store
 from partitur.profiles.state import ProfileState
+from partitur.segments import events as segment_events
 from partitur.segments.definitions import DefinitionCache, load_definitions
 from partitur.segments.engine import Cause, Change, evaluate_people, write
 from partitur.segments.hook import SegmentHook, as_notes, drop_totals
@@ -305,10 +306,17 @@ class SegmentService:
         return outcome.changes
 
     def notify(
-        self, tx: Tx, now: int, people: dict[str, ProfileState], changes: list[Change]
+        self, tx: Tx, now: int, people: dict[str, ProfileState], changes: list[Change],
+        *, hand_on: bool = True,
     ) -> None:
-        """Hand changes made outside the profile worker to the hooks after ours (journeys)."""
+        """Record changes made outside the profile worker as events, and (``hand_on``) hand
+        them to the hooks after ours (journeys)."""
         if not changes:
+            return
+        defs = self.cache.get(tx)
+        names = {k: seg.name for k, seg in defs.segments.items()}
+        segment_events.record(tx, self.services, changes, names)
+        if not hand_on:
             return
         hooks = self.services.batch_hooks
         later = hooks[hooks.index(self.hook) + 1 :] if self.hook in hooks else []
