@@ -32,6 +32,13 @@ def example(name: str) -> dict[str, Any]:
 
 @dataclass
 class Env(AppEnv):
+    def example_segments(self) -> None:
+        """The segments the example journeys name (``examples/segments``)."""
+        for path in sorted((ROOT / "examples/segments").glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text())
+            r = self.client.put(f"/api/v1/segments/{doc['key']}", json=doc, headers=self.admin)
+            assert r.status_code in (200, 201), r.text
+
     def templates(self, names: dict[str, dict[str, Any]] = TEMPLATES) -> None:
         for key, doc in names.items():
             r = self.client.put(f"/api/v1/templates/{key}", json=doc, headers=self.admin)
@@ -95,4 +102,6 @@ def env(make_services: Any, clock: ManualClock) -> Iterator[Env]:
     key, _ = services.keys.create_write_key("web")
     token = services.keys.create_admin_key("tests")
     with TestClient(create_app(services=services)) as client:
-        yield Env(services, client, clock, key, {"Authorization": f"Bearer {token}"})
+        env = Env(services, client, clock, key, {"Authorization": f"Bearer {token}"})
+        env.example_segments()
+        yield env

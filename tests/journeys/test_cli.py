@@ -14,6 +14,7 @@ from tests.journeys.conftest import ROOT, Env
 
 WELCOME = str(ROOT / "examples/journeys/welcome.yaml")
 CART = str(ROOT / "examples/journeys/abandoned-cart.yaml")
+SEGMENT = str(ROOT / "examples/segments/support-escalations.yaml")
 
 
 @pytest.fixture
@@ -45,6 +46,19 @@ def test_validate_with_store_finds_missing_templates(env: Env, store_args: list[
     assert result.exit_code == 2
     assert "step 'welcome'" in result.output and "missing template 'welcome-email'" in \
         result.output
+
+
+def test_publishing_needs_the_segments_it_names(store_args: list[str]) -> None:
+    result = run("apply", "--publish", *store_args, CART)
+    assert result.exit_code == 2, result.output
+    assert "exit_when[1]: unknown segment 'support-escalations': no segment has this key" in \
+        result.output
+    segments = CliRunner().invoke(main, ["segments", "apply", *store_args, SEGMENT], env={
+        "PARTITUR_DATABASE_URL": None, "PARTITUR_DATA_DIR": None})
+    assert segments.exit_code == 0, segments.output
+    result = run("apply", "--publish", *store_args, CART)
+    assert result.exit_code == 0, result.output
+    assert "version 1" in result.output
 
 
 def test_apply_publish_list_stats_status(env: Env, store_args: list[str]) -> None:

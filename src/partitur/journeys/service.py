@@ -20,7 +20,12 @@ from partitur.journeys.definitions import DefinitionCache
 from partitur.journeys.engine import Halt, advance
 from partitur.journeys.hook import JourneyHook
 from partitur.journeys.parse import InvalidJourney, parse_journey
-from partitur.journeys.validate import graph_problems, raise_first, template_problems
+from partitur.journeys.validate import (
+    graph_problems,
+    raise_first,
+    segment_problems,
+    template_problems,
+)
 from partitur.store.db import Tx
 
 if TYPE_CHECKING:
@@ -84,7 +89,8 @@ class JourneyService:
         raise_first(graph_problems(journey) + template_problems(journey))
         now = self.clock.now_us()
         with self.db.transaction() as tx:
-            warnings = [p.message for p in template_problems(journey, tx)]
+            warnings = [p.message for p in
+                        template_problems(journey, tx) + segment_problems(journey, tx)]
             row = tx.one("SELECT status FROM journeys WHERE key = ?", (journey.key,))
             body = _ENC.encode(journey.document).decode()
             if row is None:
@@ -160,7 +166,8 @@ class JourneyService:
             if status == "archived":
                 raise Conflict(f"journey {key!r} is archived")
             journey = parse_journey(_DEC.decode(draft), key=key)
-            raise_first(graph_problems(journey) + template_problems(journey, tx))
+            raise_first(graph_problems(journey) + template_problems(journey, tx)
+                        + segment_problems(journey, tx))
             last = tx.one("SELECT MAX(version) FROM journey_versions WHERE journey = ?", (key,))
             version = (int(last[0]) if last and last[0] is not None else 0) + 1
             new_steps = {s["id"]: s for s in journey.document["steps"]}
@@ -339,4 +346,5 @@ def check_document(doc: Any, tx: Tx | None = None) -> list[InvalidJourney]:
         journey = parse_journey(doc)
     except InvalidJourney as exc:
         return [exc]
-    return graph_problems(journey) + template_problems(journey, tx)
+    return graph_problems(journey) + template_problems(journey, tx) + (
+        segment_problems(journey, tx) if tx is not None else [])

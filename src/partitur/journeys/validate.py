@@ -126,6 +126,25 @@ def template_problems(journey: Journey, tx: Tx | None = None) -> list[InvalidJou
     return problems
 
 
+def segment_problems(journey: Journey, tx: Tx) -> list[InvalidJourney]:
+    """Every segment the journey names (trigger, audience, branch conditions, exit rules)
+    must exist."""
+    from partitur.segments.usage import parts_using  # segments come first: import late
+
+    known = {str(r[0]) for r in tx.execute("SELECT key FROM segments")}
+    index = {s.id: i for i, s in enumerate(journey.steps)}
+    by_path = {f"steps[{i}] ({sid})": sid for sid, i in index.items()}
+    problems = []
+    for where, segments in parts_using(journey):
+        for segment in sorted(segments - known):
+            step_id = by_path.get(where)
+            path = where.split(" ")[0] if step_id else where
+            problems.append(InvalidJourney(
+                f"unknown segment '{segment}': no segment has this key", step_id=step_id,
+                path=path))
+    return problems
+
+
 def raise_first(problems: Iterable[InvalidJourney]) -> None:
     """Raise one error carrying every problem (its message is the first one's)."""
     found = list(problems)
@@ -147,4 +166,6 @@ def check_journey(journey: Journey, tx: Tx | None = None, *, templates: bool = T
     problems = graph_problems(journey)
     if templates:
         problems += template_problems(journey, tx)
+        if tx is not None:
+            problems += segment_problems(journey, tx)
     raise_first(problems)

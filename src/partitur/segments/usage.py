@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -35,10 +36,15 @@ def _segments_of(cond: Condition | None) -> frozenset[str]:
 
 def journey_uses(document: object) -> list[tuple[str, frozenset[str]]]:
     """``(where, segments)`` for each part of a stored journey version that names segments."""
-    from partitur.journeys.model import BranchStep  # journeys build on segments: import late
-    from partitur.journeys.parse import parse_journey
+    from partitur.journeys.parse import parse_journey  # journeys build on segments
 
-    journey = parse_journey(document)
+    return parts_using(parse_journey(document))
+
+
+def parts_using(journey: Any) -> list[tuple[str, frozenset[str]]]:
+    """``(where, segments)`` for each part of a parsed journey that names segments."""
+    from partitur.journeys.model import BranchStep  # journeys build on segments: import late
+
     out: list[tuple[str, frozenset[str]]] = []
     if journey.trigger.segment:
         out.append(("trigger", frozenset({journey.trigger.segment})))
