@@ -197,6 +197,8 @@ def create_app(
         analytics = svc.extra["analytics"]
         if run_workers and svc.settings.analytics_enabled:
             analytics.start()
+        if svc.settings.analytics_enabled and start_workers is not False:
+            analytics.warm()  # queries run in this process whoever writes the files
         housekeeping = asyncio.create_task(_maintenance(svc))
         try:
             yield

@@ -4,6 +4,8 @@ projector, and the pool that runs queries apart from ingestion and the journey e
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from partitur.services import Services
 
 T = TypeVar("T")
+log = logging.getLogger("partitur.analytics")
 
 
 class AnalyticsService:
@@ -26,13 +29,16 @@ class AnalyticsService:
         self._projector: Projector | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._engine: QueryEngine | None = None
+        self._engine_lock = threading.Lock()
+        self._warm: threading.Thread | None = None
         self.running = False
 
     @property
     def engine(self) -> QueryEngine:
-        if self._engine is None:
-            self._engine = QueryEngine(self.services.settings)
-        return self._engine
+        with self._engine_lock:  # the warm-up thread and the first query may race
+            if self._engine is None:
+                self._engine = QueryEngine(self.services.settings)
+            return self._engine
 
     @property
     def projector(self) -> Projector:
@@ -46,7 +52,31 @@ class AnalyticsService:
         self.projector.start()
         self.running = True
 
+    def warm(self) -> threading.Thread:
+        """In the background, at start: open DuckDB and read the profile ids of the files
+        there are (the funnel's id check, :mod:`.idhash`), so that the first query after a
+        start does not pay for them (0.4 s per 10M events). Later files are read by the
+        queries that first see them, a few at a time."""
+
+        def run() -> None:
+            try:
+                engine = self.engine
+                if not engine.store.manifest().files:
+                    return
+                with engine.cursor() as cur:
+                    engine.distinct_ids(cur, engine.source())
+            except Exception:  # a warm-up is an optimisation: the first query does it anyway
+                log.warning("analytics warm-up failed", exc_info=True)
+
+        thread = threading.Thread(target=run, name="partitur-analytics-warm", daemon=True)
+        thread.start()
+        self._warm = thread
+        return thread
+
     def stop(self) -> None:
+        if self._warm is not None:  # it uses the engine closed below
+            self._warm.join(timeout=60)
+            self._warm = None
         if self._projector is not None:
             if self.running:
                 self._projector.stop()
