@@ -80,6 +80,8 @@ def erase(
     # Segment memberships, due times, entry/exit history (which keeps trait values seen) and
     # per-person event totals.
     _delete_in(tx, "segment_members", "profile_id", profiles)
+    _delete_in(tx, "segment_static_merged", "profile_id", profiles)
+    _delete_in(tx, "segment_static_merged", "survivor", profiles)
     _delete_in(tx, "segment_due", "profile_id", profiles)
     _delete_in(tx, "segment_history", "profile_id", profiles)
     _delete_in(tx, "segment_event_counts", "profile_id", profiles)

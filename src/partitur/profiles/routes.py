@@ -148,7 +148,7 @@ async def unmerge_profile(request: Request) -> Response:
                              dict(settings.trait_survivorship), services.clock.now_us())
             segments = services.extra.get("segments")
             if segments is not None:  # memberships follow the two rebuilt profiles
-                segments.reevaluate(tx, [result["profile"], result["restored"]], "unmerge")
+                segments.unmerged(tx, result["profile"], result["restored"])
             return result
 
     return api.json(await asyncio.to_thread(run))

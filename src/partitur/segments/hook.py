@@ -45,8 +45,17 @@ def touched(message: Mapping[str, Any]) -> tuple[str | None, list[str], list[str
 
 
 def fold_merge(tx: Tx, merged: str, survivor: str) -> None:
-    """The merged-away profile's static lists follow the person; its dynamic memberships
-    and due rows go (the survivor is evaluated afresh); its history becomes the survivor's."""
+    """The merged-away profile's static lists follow the person (and are remembered, so an
+    unmerge gives them back: :func:`unfold_static`); its dynamic memberships and due rows go
+    (the survivor is evaluated afresh); its history becomes the survivor's."""
+    tx.execute(
+        "INSERT INTO segment_static_merged (segment, profile_id, survivor, since, gained) "
+        "SELECT m.segment, m.profile_id, ?, m.since, CASE WHEN EXISTS (SELECT 1 FROM "
+        "segment_members o WHERE o.segment = m.segment AND o.profile_id = ?) THEN 0 ELSE 1 "
+        "END FROM segment_members m JOIN segments s ON s.key = m.segment "
+        "WHERE m.profile_id = ? AND s.kind = 'static' ON CONFLICT DO NOTHING",
+        (survivor, survivor, merged),
+    )
     tx.execute(
         "INSERT INTO segment_members (segment, profile_id, since) "
         "SELECT m.segment, ?, m.since FROM segment_members m JOIN segments s "
@@ -59,6 +68,34 @@ def fold_merge(tx: Tx, merged: str, survivor: str) -> None:
     tx.execute("UPDATE segment_history SET profile_id = ? WHERE profile_id = ?",
                (survivor, merged))
     drop_totals(tx, [merged, survivor])
+
+
+def unfold_static(tx: Tx, survivor: str, restored: str, now: int) -> list[Change]:
+    """After ``restored`` was split off ``survivor`` again: the static lists ``restored`` had
+    before the merge are its own again, and ``survivor`` leaves those it only had through
+    the merge."""
+    rows = tx.execute(
+        "SELECT segment, since, gained FROM segment_static_merged WHERE profile_id = ? AND "
+        "survivor = ? ORDER BY segment", (restored, survivor))
+    changes: list[Change] = []
+    for segment, since, gained in rows:
+        if not tx.one("SELECT 1 FROM segment_members WHERE segment = ? AND profile_id = ?",
+                      (segment, restored)):
+            tx.execute("INSERT INTO segment_members (segment, profile_id, since) "
+                       "VALUES (?, ?, ?)", (segment, restored, int(since)))
+            changes.append(Change(restored, str(segment), True, now, "unmerge", None))
+        if int(gained) and tx.one("SELECT 1 FROM segment_members WHERE segment = ? AND "
+                                  "profile_id = ?", (segment, survivor)):
+            tx.execute("DELETE FROM segment_members WHERE segment = ? AND profile_id = ?",
+                       (segment, survivor))
+            changes.append(Change(survivor, str(segment), False, now, "unmerge", None))
+    tx.execute("DELETE FROM segment_static_merged WHERE profile_id = ? AND survivor = ?",
+               (restored, survivor))
+    history = [(c.profile_id, c.segment, int(c.entered), now, "unmerge", None) for c in changes]
+    if history:
+        tx.executemany("INSERT INTO segment_history (profile_id, segment, entered, at, cause, "
+                       "seen) VALUES (?, ?, ?, ?, ?, ?)", history)
+    return changes
 
 
 def drop_totals(tx: Tx, profile_ids: list[str]) -> None:

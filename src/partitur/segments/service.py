@@ -17,7 +17,7 @@ from partitur.profiles.state import ProfileState
 from partitur.segments import events as segment_events
 from partitur.segments.definitions import DefinitionCache, load_definitions
 from partitur.segments.engine import Cause, Change, evaluate_people, write
-from partitur.segments.hook import SegmentHook, as_notes, drop_totals
+from partitur.segments.hook import SegmentHook, as_notes, drop_totals, unfold_static
 from partitur.segments.model import check_key, parse_segment
 from partitur.segments.schema import check_schema
 from partitur.segments.usage import journeys_using
@@ -132,6 +132,7 @@ class SegmentService:
                 )
             tx.execute("DELETE FROM segments WHERE key = ?", (key,))
             tx.execute("DELETE FROM segment_due WHERE segment = ?", (key,))
+            tx.execute("DELETE FROM segment_static_merged WHERE segment = ?", (key,))
             return self._exit_all(tx, key, now)
 
     def _exit_all(self, tx: Tx, key: str, now: int, page: int = 5000) -> int:
@@ -268,6 +269,11 @@ class SegmentService:
                     f"IN ({marks})", [key, *chunk]))
             moving = [p for p in targets if (p not in current) == add]
             changes = [Change(p, key, add, now, "static", None) for p in moving]
+            if not add:  # removed from the list: an unmerge does not bring them back
+                for chunk in chunks(targets):
+                    marks = ",".join("?" * len(chunk))
+                    tx.execute(f"DELETE FROM segment_static_merged WHERE segment = ? AND "
+                               f"survivor IN ({marks})", [key, *chunk])
             write(
                 tx,
                 [(key, p, now) for p in moving] if add else [],
@@ -291,6 +297,16 @@ class SegmentService:
             "unchanged": len(targets) - len(moving),
             "unknown": unknown,
         }
+
+    def unmerged(self, tx: Tx, survivor: str, restored: str) -> list[Change]:
+        """After an unmerge, inside its transaction: the static lists ``restored`` had before
+        the merge are its own again (``survivor`` keeps only those it had itself), then every
+        dynamic segment is evaluated afresh for both."""
+        now = self.services.clock.now_us()
+        changes = unfold_static(tx, survivor, restored, now)
+        if changes:
+            self.notify(tx, now, profile_store.load(tx, [survivor, restored]), changes)
+        return changes + self.reevaluate(tx, [survivor, restored], "unmerge")
 
     def reevaluate(self, tx: Tx, profile_ids: Sequence[str], cause: Cause) -> list[Change]:
         """Evaluate every dynamic segment afresh for these people (after their profiles were
