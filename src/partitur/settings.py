@@ -261,6 +261,10 @@ class Settings(BaseModel):
     analytics_batch: int = Field(
         50_000, description="Most events the projector writes to one new Parquet file."
     )
+    analytics_alias_seconds: float = Field(
+        5.0, description="At most how often the projector rewrites the alias table while "
+        "merges keep coming (a merge counts retroactively in analytics within this time).",
+    )
     analytics_compact_seconds: float = Field(
         60.0,
         description="How often small Parquet files are merged into larger ones (also when 32 "

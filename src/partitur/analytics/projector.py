@@ -52,6 +52,7 @@ class Projector:
         self._kick = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_compact = wall()
+        self._last_alias = 0.0  # when the alias file was last written
         self.written = 0  # events written to Parquet by this projector
         self.cycles = 0
         self.idle = threading.Event()
@@ -114,7 +115,11 @@ class Projector:
         with self.store.locked():
             manifest, _ = self._erasures(self.store.manifest())
             manifest = self._unmerges(manifest)
-            manifest = self._aliases(manifest)
+            # The alias table is written whole, and merges come with most batches under load:
+            # in the background at most every analytics_alias_seconds (explicit cycles always).
+            if compact is not None or (wall() - self._last_alias
+                                       >= self.settings.analytics_alias_seconds):
+                manifest = self._aliases(manifest)
             manifest, full = self._flush(manifest)
             now = wall()
             due = now - self._last_compact >= self.settings.analytics_compact_seconds
@@ -209,6 +214,7 @@ class Projector:
             pairs = [(str(m), str(s)) for m, s in
                      tx.execute("SELECT merged, survivor FROM analytics_alias ORDER BY merged")]
         old = manifest.aliases
+        self._last_alias = wall()
         name = self.store.write_aliases(manifest.version + 1, pairs) if pairs else None
         manifest = replace(manifest, aliases=name, alias_version=version)
         if old and old != name:
