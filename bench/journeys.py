@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rate", type=float, default=1000)
-    parser.add_argument("--smtp-connections", type=int, default=2,
+    parser.add_argument("--smtp-connections", type=int, default=4,
                         help="latency --until sent: the smtp_connections setting")
     parser.add_argument("--clients", type=int, default=4,
                         help="latency: client threads sharing the rate")

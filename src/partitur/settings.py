@@ -144,7 +144,10 @@ class Settings(BaseModel):
         None, description='Sender of email, e.g. `"Acme <news@acme.example>"`.'
     )
     smtp_timeout: float = Field(30.0, description="Seconds an SMTP exchange may take.")
-    smtp_connections: int = Field(2, description="SMTP connections kept open and used at once.")
+    smtp_connections: int = Field(
+        4, description="SMTP connections kept open and used at once (each message takes four "
+        "round trips: more connections, more messages a second; see docs/benchmarks.md)."
+    )
     sms_url: str | None = Field(
         None,
         description="Base URL of a Twilio-shaped SMS API (`https://api.twilio.com`). Unset: "
