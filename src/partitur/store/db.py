@@ -8,6 +8,7 @@ advisory locks), which they expose as methods rather than as ``if dialect`` bran
 
 from __future__ import annotations
 
+import collections
 import re
 import sqlite3
 import threading
@@ -163,6 +164,44 @@ class _MultiRow:
         return True
 
 
+WRITER_WAIT = 60.0  # seconds a write transaction waits for this process's other writers
+
+
+class FairLock:
+    """A lock handed to its waiters in the order they came (``threading.Lock`` wakes any of
+    them, and a thread that releases and at once asks again usually wins: the profile
+    worker then kept the store from the group commit and the dispatcher)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over by release(): held
+        with self._guard:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return True  # handed over just as the wait ended
+            return False
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: now by that waiter
+            else:
+                self._held = False
+
+
 class SqliteDatabase:
     """SQLite in WAL mode; one connection per thread; writers serialise on SQLite's lock."""
 
@@ -180,6 +219,11 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Write transactions of this process's threads queue here. SQLite's own busy handler
+        # (for other processes) polls with sleeps of up to 100 ms instead of waking a waiter
+        # when the lock is free: with the group commit, the worker, the dispatcher and the
+        # timers all writing, threads spent most of their time asleep in it.
+        self._writer = FairLock()
         self._many: _MultiRow | None = None
 
     def _conn(self) -> sqlite3.Connection:
@@ -212,14 +256,19 @@ class SqliteDatabase:
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTx]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        tx = self._tx(conn)
+        if not self._writer.acquire(timeout=WRITER_WAIT):
+            raise StorageError(f"no write lock on {self.path} within {WRITER_WAIT:g} s")
         try:
-            yield tx
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            tx = self._tx(conn)
+            try:
+                yield tx
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            self._writer.release()
         for callback in tx.after_commit:
             callback()
 
