@@ -108,31 +108,41 @@ class Dispatcher:
 
     def claim(self, room: int) -> tuple[list[Job], float]:
         """Claim up to ``room`` messages; returns them and how long to sleep if idle."""
+        return self.turn([], room)
+
+    def record(self, results: list[Result]) -> None:
+        self.turn(results, 0)
+
+    def turn(self, results: list[Result], room: int) -> tuple[list[Job], float]:
+        """Record ``results`` and claim up to ``room`` more messages, in one transaction (one
+        wait for the store's write lock and one commit per turn, not two); returns the
+        claimed messages and how long to sleep if there were none."""
         now_us = self.clock.now_us()
+        jobs: list[Job] = []
+        wait = self.POLL_S
+        held = None
+        written = 0
         with self.db.transaction() as tx:
-            now_s = self.monotonic()
-            buckets = self.limits.open(tx, now_s)
-            limits, held = self._limits(min(room, self.config.batch), buckets, now_s)
-            jobs = self.claimer.claim(tx, limits, min(room, self.config.batch), now_us)
-            if buckets:
-                take(buckets, (job.row.channel for job in jobs), now_s)
-                self.limits.save(tx, buckets)
-            wait = self.POLL_S
-            if not jobs:
-                found = tx.one("SELECT MIN(due_at) FROM outbox WHERE due_at IS NOT NULL")
-                if found and found[0] is not None:
-                    wait = min(wait, max(0.0, (int(found[0]) - now_us) / 1e6))
+            if results:
+                self.finisher.outcomes(tx, results, now_us)
+                written = self.finisher.flush(tx, now_us)
+            if room > 0:
+                now_s = self.monotonic()
+                buckets = self.limits.open(tx, now_s)
+                limits, held = self._limits(min(room, self.config.batch), buckets, now_s)
+                jobs = self.claimer.claim(tx, limits, min(room, self.config.batch), now_us)
+                if buckets:
+                    take(buckets, (job.row.channel for job in jobs), now_s)
+                    self.limits.save(tx, buckets)
+                if not jobs:
+                    found = tx.one("SELECT MIN(due_at) FROM outbox WHERE due_at IS NOT NULL")
+                    if found and found[0] is not None:
+                        wait = min(wait, max(0.0, (int(found[0]) - now_us) / 1e6))
+        if written:
+            self.services.wake.set()  # the profile worker: delivery events are queued
         if held is not None:
             wait = min(wait, max(0.005, held))
         return jobs, wait
-
-    def record(self, results: list[Result]) -> None:
-        now_us = self.clock.now_us()
-        with self.db.transaction() as tx:
-            self.finisher.outcomes(tx, results, now_us)
-            written = self.finisher.flush(tx, now_us)
-        if written:
-            self.services.wake.set()  # the profile worker: delivery events are queued
 
     # -- sending ---------------------------------------------------------------------------------
     def _ensure_transports(self) -> None:
@@ -190,15 +200,13 @@ class Dispatcher:
             while not self._stop.is_set():
                 event.clear()
                 try:
-                    if finished:
-                        batch = list(finished)
-                        await asyncio.to_thread(self.record, batch)
-                        del finished[: len(batch)]
+                    batch = list(finished)
                     room = self.config.concurrency - len(inflight)
                     jobs: list[Job] = []
                     wait = self.POLL_S
-                    if room > 0:
-                        jobs, wait = await asyncio.to_thread(self.claim, room)
+                    if batch or room > 0:
+                        jobs, wait = await asyncio.to_thread(self.turn, batch, room)
+                        del finished[: len(batch)]
                     for job in jobs:
                         task = asyncio.create_task(self._send(job))
                         inflight.add(task)
