@@ -9,9 +9,12 @@ advisory locks), which they expose as methods rather than as ``if dialect`` bran
 from __future__ import annotations
 
 import collections
+import fcntl
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import chain
@@ -202,6 +205,51 @@ class FairLock:
                 self._held = False
 
 
+class ProcessLock:
+    """The write lock between processes sharing one SQLite file (``partitur serve`` and its
+    ``partitur worker`` children): an ``flock`` on a file beside the database, taken after
+    this process's :class:`FairLock`, so it is held by one thread of a process at a time.
+
+    Without it a writer of another process waits in SQLite's busy handler, which sleeps up
+    to 100 ms between tries whatever happens to the lock meanwhile: with the server and a
+    worker process writing, messages waited hundreds of milliseconds in the outbox. Here a
+    waiter tries again after at most a millisecond. The kernel drops the lock of a process
+    that dies, so a crash never leaves it held."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + timeout
+        pause = 0.0001
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pause = min(pause * 2, 0.001)
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
 class SqliteDatabase:
     """SQLite in WAL mode; one connection per thread; writers serialise on SQLite's lock."""
 
@@ -224,6 +272,7 @@ class SqliteDatabase:
         # when the lock is free: with the group commit, the worker, the dispatcher and the
         # timers all writing, threads spent most of their time asleep in it.
         self._writer = FairLock()
+        self._others = None if self.path == ":memory:" else ProcessLock(self.path + "-writer")
         self._many: _MultiRow | None = None
 
     def _conn(self) -> sqlite3.Connection:
@@ -259,14 +308,22 @@ class SqliteDatabase:
         if not self._writer.acquire(timeout=WRITER_WAIT):
             raise StorageError(f"no write lock on {self.path} within {WRITER_WAIT:g} s")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            tx = self._tx(conn)
+            if self._others is not None and not self._others.acquire(timeout=WRITER_WAIT):
+                raise StorageError(
+                    f"no write lock on {self.path} within {WRITER_WAIT:g} s: another process "
+                    "holds it")
             try:
-                yield tx
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                tx = self._tx(conn)
+                try:
+                    yield tx
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if self._others is not None:
+                    self._others.release()
         finally:
             self._writer.release()
         for callback in tx.after_commit:
@@ -290,6 +347,8 @@ class SqliteDatabase:
                 with suppress(sqlite3.Error):
                     conn.close()
             self._all.clear()
+        if self._others is not None:
+            self._others.close()
         self._local = threading.local()
 
 
