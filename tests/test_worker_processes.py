@@ -128,3 +128,24 @@ def test_children_do_the_work_are_restarted_and_stop_with_the_server(
         server.assert_clean_log()
     finally:
         server.close()
+
+
+def test_a_nudge_wakes_the_worker_and_the_end_of_the_pipe_stops_it() -> None:
+    import threading
+
+    from partitur.worker.standalone import _read_nudges
+
+    read_end, write_end = os.pipe()
+    wake, stop = threading.Event(), threading.Event()
+    reader = threading.Thread(target=_read_nudges, args=(read_end, wake, stop), daemon=True)
+    reader.start()
+    try:
+        assert not wake.wait(0.2)
+        os.write(write_end, b"\n")  # what the server writes after a commit
+        assert wake.wait(5)
+        assert not stop.is_set()
+    finally:
+        os.close(write_end)  # the server has gone
+    assert stop.wait(5)
+    reader.join(timeout=5)
+    os.close(read_end)

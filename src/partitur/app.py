@@ -165,9 +165,17 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from partitur.worker import ProfileWorker
 
-        svc.committer.start()
         if processes is not None:
             processes.start()
+            wake = svc.committer.on_commit
+
+            def woken() -> None:  # this process's waiters and the worker processes
+                if wake is not None:
+                    wake()
+                processes.nudge()
+
+            svc.committer.on_commit = woken
+        svc.committer.start()
         svc.extra["worker_processes"] = processes
         worker = ProfileWorker(svc) if run_workers else None
         if worker is not None:

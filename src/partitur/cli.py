@@ -84,8 +84,9 @@ def serve(
 )
 @click.option("--parent-pid", type=int, default=None, hidden=True)
 @click.option("--poll", type=float, default=None, hidden=True)
+@click.option("--nudge-stdin", is_flag=True, hidden=True)
 def worker(data_dir: Path | None, database_url: str | None, parts: str | None, role: str,
-           parent_pid: int | None, poll: float | None) -> None:
+           parent_pid: int | None, poll: float | None, nudge_stdin: bool) -> None:
     """Run the profile worker and the outbox dispatcher on their own (no HTTP server)."""
     import signal
     import threading
@@ -115,7 +116,8 @@ def worker(data_dir: Path | None, database_url: str | None, parts: str | None, r
 
     try:
         standalone.run(services, parts=span, role=role, stop=stop,  # type: ignore[arg-type]
-                       parent_pid=parent_pid, poll=poll, started=started)
+                       parent_pid=parent_pid, poll=poll, started=started,
+                       nudges=sys.stdin.fileno() if nudge_stdin else None)
     finally:
         services.close()
 

@@ -7,10 +7,16 @@ PostgreSQL each takes an equal range of the partitions; SQLite has one writer, s
 when analytics is on, one of role ``analytics`` for the Parquet projector. A child that exits
 is started again (after 1 s, doubling up to 30 s while it keeps failing); the children stop
 with the server, and stop on their own if the server is killed.
+
+After each group commit the server writes a byte to the ``events`` children's standard input
+(:meth:`WorkerProcesses.nudge`), so a child starts on new events at once instead of at its
+next look (every ``POLL_SECONDS``); the end of that pipe also tells a child that the server
+has gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -26,7 +32,7 @@ from partitur.settings import Settings
 
 log = logging.getLogger("partitur.worker")
 
-POLL_SECONDS = 0.05  # how often an idle child looks for new events (it cannot be woken)
+POLL_SECONDS = 0.05  # how often an idle child looks for new events without a nudge
 RESTART_MAX = 30.0
 HEALTHY_AFTER = 60.0  # a child up this long counts as healthy again (backoff resets)
 
@@ -86,10 +92,13 @@ class WorkerProcesses:
         return env
 
     def _spawn(self, child: Child) -> None:
+        nudged = child.args[:2] == ["--role", "events"]
         child.proc = subprocess.Popen(
-            self.command(child), env=self._env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            [*self.command(child), *(["--nudge-stdin"] if nudged else [])], env=self._env(),
+            stdin=subprocess.PIPE if nudged else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         )
+        if child.proc.stdin is not None:
+            os.set_blocking(child.proc.stdin.fileno(), False)  # a busy child never holds us
         child.started_at = time.monotonic()
         child.restart_at = None
         log.info("worker process %s started (pid %d)", child.name, child.proc.pid)
@@ -127,6 +136,16 @@ class WorkerProcesses:
             child.restarts += 1
             self._spawn(child)
 
+    def nudge(self) -> None:
+        """Tell the ``events`` children that new events are committed (called by the group
+        commit; a full pipe means the child has nudges waiting already)."""
+        for child in self.children:
+            proc = child.proc
+            if proc is None or proc.stdin is None:
+                continue
+            with contextlib.suppress(OSError, ValueError):  # full, or the child has gone
+                os.write(proc.stdin.fileno(), b"\n")
+
     def status(self) -> list[dict[str, Any]]:
         """Each child: name, pid (None while waiting to start again), restarts, running."""
         with self._lock:
@@ -140,6 +159,9 @@ class WorkerProcesses:
             running = [c.proc for c in self.children if c.proc is not None]
             for proc in running:
                 proc.send_signal(signal.SIGTERM)
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
             deadline = time.monotonic() + timeout
             for proc in running:
                 try:

@@ -29,8 +29,11 @@ def run(
     parent_pid: int | None = None,
     poll: float | None = None,
     started: Callable[[], None] | None = None,
+    nudges: int | None = None,
 ) -> None:
-    """Run until ``stop`` is set (or the parent process ``parent_pid`` has gone)."""
+    """Run until ``stop`` is set (or the parent process ``parent_pid`` has gone). ``nudges``:
+    a file descriptor whose every byte wakes the profile worker (the server writes one after
+    each commit, :mod:`partitur.worker.processes`); its end stops the run."""
     from partitur.journeys import JourneyRunner
     from partitur.segments import SegmentRunner
     from partitur.worker.runner import ProfileWorker
@@ -56,6 +59,9 @@ def run(
         analytics = services.extra["analytics"]
         analytics.start()  # the Parquet projector; it locks its directory, so one at a time
         stoppers.append(analytics.stop)
+    if nudges is not None:
+        threading.Thread(target=_read_nudges, args=(nudges, services.wake, stop),
+                         name="partitur-nudges", daemon=True).start()
     if started is not None:
         started()
     try:
@@ -66,3 +72,16 @@ def run(
     finally:
         for stop_one in reversed(stoppers):
             stop_one()
+
+
+def _read_nudges(fd: int, wake: threading.Event, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            log.warning("partitur serve has closed the worker's pipe; stopping")
+            stop.set()
+            return
+        wake.set()
