@@ -68,10 +68,52 @@ def test_the_layout_of_the_children(tmp_path: Path) -> None:
                   analytics_enabled=False) == [
         ("events-0", ["--role", "events", "--parts", "0:128"]),
         ("events-1", ["--role", "events", "--parts", "128:256"])]
+    # analytics_process: the projector alone in a child, with the system clock only.
+    settings = load_settings(tmp_path, environ={})
+    assert [(c.name, c.args) for c in plan(settings, analytics_child=True)] == [
+        ("analytics", ["--role", "analytics"])]
+    assert plan(settings) == []
+    assert plan(load_settings(tmp_path, environ={}, clock="manual"),
+                analytics_child=True) == []
+    assert plan(load_settings(tmp_path, environ={}, analytics_enabled=False),
+                analytics_child=True) == []
     with pytest.raises(InvalidInput, match="needs PostgreSQL"):
         layout(worker_processes=2)
     with pytest.raises(InvalidInput, match="system clock"):
         layout(worker_processes=1, clock="manual")
+
+
+@pytest.mark.serial
+def test_by_default_the_server_keeps_the_worker_and_projects_analytics_in_a_child(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    server = PartiturServer(tmp_path / "data", database_url=database_url,
+                            settings={"analytics_flush_seconds": "0.2"})
+    try:
+        server.start()
+        with server.services() as services:
+            admin = services.keys.create_admin_key("test")
+        key = server.create_write_key("web")
+        children = _until(lambda: _children(server), 30, "the children")
+        assert list(children) == ["analytics"]
+        assert children["analytics"]["running"]
+        assert children["analytics"]["pid"] != server.proc.pid  # type: ignore[union-attr]
+
+        _send(server, key, range(30), "Joined")
+        _until(lambda: _health(server)["backlog"] == 0, 60, "the backlog to drain")
+
+        def joined() -> bool:
+            reply = http("POST", f"{server.url}/api/v1/analytics/funnel",
+                         {"steps": [{"event": "Joined"}]},
+                         headers={"Authorization": f"Bearer {admin}"})
+            return reply.status == 200 and reply.json()["steps"][0]["count"] == 30
+        _until(joined, 30, "analytics to count the 30 people")
+        pid = children["analytics"]["pid"]
+        assert server.stop() == 0
+        _until(lambda: not _alive(pid), 30, "the child to stop")
+        server.assert_clean_log()
+    finally:
+        server.close()
 
 
 @pytest.mark.serial

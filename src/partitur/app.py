@@ -146,8 +146,12 @@ def create_app(
     *,
     services: Services | None = None,
     start_workers: bool | None = None,
+    analytics_child: bool = False,
 ) -> Starlette:
-    """Build the app. Pass ``services`` to share a store (tests); otherwise built from settings."""
+    """Build the app. Pass ``services`` to share a store (tests); otherwise built from settings.
+    ``analytics_child``: run the analytics projector in a process of its own (``partitur
+    serve`` with ``analytics_process``; the child reads its settings from the data directory
+    and the environment, as the server did)."""
     if services is None:
         if settings is None:
             raise ValueError("create_app needs settings or services")
@@ -155,11 +159,16 @@ def create_app(
     svc = services
     run_workers = svc.settings.worker_enabled if start_workers is None else start_workers
     processes = None
-    if run_workers and svc.settings.worker_processes:
-        from partitur.worker.processes import WorkerProcesses
+    analytics_elsewhere = False
+    if run_workers:
+        from partitur.worker.processes import WorkerProcesses, plan
 
-        processes = WorkerProcesses(svc.settings)  # checks the settings before starting
-        run_workers = False
+        children = plan(svc.settings, analytics_child=analytics_child)  # checks the settings
+        if children:
+            processes = WorkerProcesses(svc.settings, children)
+            analytics_elsewhere = any(c.name == "analytics" for c in children)
+        if svc.settings.worker_processes:
+            run_workers = False
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -203,7 +212,7 @@ def create_app(
             journey_runner.start()
         svc.extra["journey_runner"] = journey_runner
         analytics = svc.extra["analytics"]
-        if run_workers and svc.settings.analytics_enabled:
+        if run_workers and svc.settings.analytics_enabled and not analytics_elsewhere:
             analytics.start()
         if svc.settings.analytics_enabled and start_workers is not False:
             analytics.warm()  # queries run in this process whoever writes the files

@@ -60,7 +60,8 @@ def serve(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     services = build_services(settings)
-    app = create_app(services=services, start_workers=False if no_worker else None)
+    app = create_app(services=services, start_workers=False if no_worker else None,
+                     analytics_child=settings.analytics_process)
     where = services.db.dialect
     click.echo(f"Partitur listening on http://{settings.host}:{settings.port} ({where})")
     sys.stdout.flush()

@@ -258,6 +258,13 @@ class Settings(BaseModel):
         description="Run the analytics projector (event log to Parquet) inside `partitur serve` "
         "and `partitur worker`.",
     )
+    analytics_process: bool = Field(
+        True,
+        description="`partitur serve` with the system clock runs the analytics projector in a "
+        "`partitur worker --role analytics` process of its own (started and watched like "
+        "`worker_processes`), so that writing Parquet does not take the interpreter from "
+        "ingestion and the profile worker. Off, or with a manual clock: a thread of the server.",
+    )
     analytics_flush_seconds: float = Field(
         1.0, description="How often the projector writes newly processed events to Parquet."
     )

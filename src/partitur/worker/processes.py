@@ -49,8 +49,10 @@ class Child:
     exits: list[int] = field(default_factory=list)
 
 
-def plan(settings: Settings) -> list[Child]:
-    """The children for these settings (names and ``partitur worker`` arguments)."""
+def plan(settings: Settings, *, analytics_child: bool = False) -> list[Child]:
+    """The children for these settings (names and ``partitur worker`` arguments).
+    ``analytics_child``: a process for the projector even without ``worker_processes``
+    (``analytics_process``, for ``partitur serve`` with the system clock)."""
     count = settings.worker_processes
     postgres = settings.database_url is not None
     if count > 1 and not postgres:
@@ -66,15 +68,16 @@ def plan(settings: Settings) -> list[Child]:
             lo, hi = parts * n // count, parts * (n + 1) // count
             args += ["--parts", f"{lo}:{hi}"]
         children.append(Child(f"events-{n}", args))
-    if settings.analytics_enabled:
+    own = analytics_child and settings.clock == "system"
+    if settings.analytics_enabled and (count or own):
         children.append(Child("analytics", ["--role", "analytics"]))
     return children
 
 
 class WorkerProcesses:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, children: list[Child] | None = None) -> None:
         self.settings = settings
-        self.children = plan(settings)
+        self.children = plan(settings) if children is None else children
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
