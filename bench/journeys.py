@@ -257,7 +257,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
                "PARTITUR_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
                "PARTITUR_SMTP_CONNECTIONS": str(args.smtp_connections),
                "PARTITUR_SMTP_FROM": "Bench <bench@example.com>"}
-    if args.worker_processes:
+    if args.worker_processes is not None:
         env["PARTITUR_WORKER_PROCESSES"] = str(args.worker_processes)
     tmp = Path(tempfile.mkdtemp(prefix="partitur-latency-"))
     data = tmp / "data"
@@ -277,7 +277,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     per_request = 10
     # The first ``--warmup`` seconds of sign-ups are sent at the same pace but not measured:
     # the first messages after a start pay for opening connections and compiling the
-    # journey and its template (in a worker process about half a second).
+    # journey and its template (in a worker process the backlog of that is gone after about
+    # a second and a half).
     skip = int(args.rate * args.warmup)
     total = skip + int(args.rate * args.seconds)
     clients = max(1, args.clients)
@@ -411,10 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until", choices=["outbox", "sent"], default="outbox",
                         help="latency: to the message committed in the outbox, or also to it "
                         "sent (dispatcher on, accepted by an SMTP server in another process)")
-    parser.add_argument("--worker-processes", type=int, default=0,
-                        help="latency: the server's worker_processes setting")
+    parser.add_argument("--worker-processes", type=int, default=None,
+                        help="latency: the server's worker_processes setting (unset: its "
+                        "default, one worker process)")
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--warmup", type=float, default=1.0,
+    parser.add_argument("--warmup", type=float, default=3.0,
                         help="latency: seconds of load sent first and not measured")
     args = parser.parse_args(argv)
     if args.mode == "timer-worker":

@@ -68,15 +68,19 @@ def test_the_layout_of_the_children(tmp_path: Path) -> None:
                   analytics_enabled=False) == [
         ("events-0", ["--role", "events", "--parts", "0:128"]),
         ("events-1", ["--role", "events", "--parts", "128:256"])]
-    # analytics_process: the projector alone in a child, with the system clock only.
+    # partitur serve's defaults: one events process and the projector's, with the system
+    # clock only; an app built in-process starts only what is asked for explicitly.
     settings = load_settings(tmp_path, environ={})
-    assert [(c.name, c.args) for c in plan(settings, analytics_child=True)] == [
-        ("analytics", ["--role", "analytics"])]
+    assert [(c.name, c.args) for c in plan(settings, serving=True)] == [
+        ("events-0", ["--role", "events"]), ("analytics", ["--role", "analytics"])]
     assert plan(settings) == []
-    assert plan(load_settings(tmp_path, environ={}, clock="manual"),
-                analytics_child=True) == []
-    assert plan(load_settings(tmp_path, environ={}, analytics_enabled=False),
-                analytics_child=True) == []
+    assert plan(load_settings(tmp_path, environ={}, clock="manual"), serving=True) == []
+    assert [c.name for c in plan(load_settings(tmp_path, environ={}, worker_processes=0),
+                                 serving=True)] == ["analytics"]
+    assert plan(load_settings(tmp_path, environ={}, worker_processes=0,
+                              analytics_process=False), serving=True) == []
+    assert [c.name for c in plan(load_settings(tmp_path, environ={}, analytics_enabled=False),
+                                 serving=True)] == ["events-0"]
     with pytest.raises(InvalidInput, match="needs PostgreSQL"):
         layout(worker_processes=2)
     with pytest.raises(InvalidInput, match="system clock"):
@@ -84,11 +88,11 @@ def test_the_layout_of_the_children(tmp_path: Path) -> None:
 
 
 @pytest.mark.serial
-def test_by_default_the_server_keeps_the_worker_and_projects_analytics_in_a_child(
+def test_with_worker_processes_0_the_server_keeps_the_worker_and_projects_in_a_child(
     tmp_path: Path, database_url: str | None
 ) -> None:
     server = PartiturServer(tmp_path / "data", database_url=database_url,
-                            settings={"analytics_flush_seconds": "0.2"})
+                            settings={"analytics_flush_seconds": "0.2", "worker_processes": 0})
     try:
         server.start()
         with server.services() as services:

@@ -146,12 +146,13 @@ def create_app(
     *,
     services: Services | None = None,
     start_workers: bool | None = None,
-    analytics_child: bool = False,
+    serving: bool = False,
 ) -> Starlette:
     """Build the app. Pass ``services`` to share a store (tests); otherwise built from settings.
-    ``analytics_child``: run the analytics projector in a process of its own (``partitur
-    serve`` with ``analytics_process``; the child reads its settings from the data directory
-    and the environment, as the server did)."""
+    ``serving``: for ``partitur serve``, whose defaults put the profile worker and the
+    analytics projector in processes of their own (``worker_processes``,
+    ``analytics_process``; the children read their settings from the data directory and the
+    environment, as the server did). Otherwise only explicit settings start processes."""
     if services is None:
         if settings is None:
             raise ValueError("create_app needs settings or services")
@@ -163,11 +164,11 @@ def create_app(
     if run_workers:
         from partitur.worker.processes import WorkerProcesses, plan
 
-        children = plan(svc.settings, analytics_child=analytics_child)  # checks the settings
+        children = plan(svc.settings, serving=serving)  # checks the settings
         if children:
             processes = WorkerProcesses(svc.settings, children)
             analytics_elsewhere = any(c.name == "analytics" for c in children)
-        if svc.settings.worker_processes:
+        if any(c.args[:2] == ["--role", "events"] for c in children):
             run_workers = False
 
     @contextlib.asynccontextmanager

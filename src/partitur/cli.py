@@ -43,8 +43,9 @@ def serve(
     data_dir: Path | None, database_url: str | None, host: str | None, port: int | None,
     demo: bool, no_worker: bool,
 ) -> None:
-    """Run the API and its workers (threads of this process, or the worker processes it starts
-    when `worker_processes` is set)."""
+    """Run the API and its workers (by default the profile worker and the analytics projector
+    in processes it starts and watches; threads of this process with `worker_processes = 0`
+    and `analytics_process = false`)."""
     if demo:
         from partitur.demo.cli import run_demo
         from partitur.demo.run import Options
@@ -61,7 +62,7 @@ def serve(
     )
     services = build_services(settings)
     app = create_app(services=services, start_workers=False if no_worker else None,
-                     analytics_child=settings.analytics_process)
+                     serving=True)
     where = services.db.dialect
     click.echo(f"Partitur listening on http://{settings.host}:{settings.port} ({where})")
     sys.stdout.flush()

@@ -86,13 +86,13 @@ class Settings(BaseModel):
         True, description="Write each segment entry and exit to the event log as a `Segment "
         "Entered` / `Segment Exited` track call from the `partitur-segments` source.",
     )
-    worker_processes: int = Field(
-        0, ge=0, le=64,
-        description="0: `partitur serve` runs its background work (profiles, segments, "
-        "journeys, deliveries, analytics) as threads of its own process. N: it starts N "
-        "`partitur worker` processes for profiles, segments, journeys and deliveries (more "
-        "than 1 needs PostgreSQL; each takes a range of the partitions) and one for analytics, "
-        "and keeps only the API in its own process: more than one core at work.",
+    worker_processes: int | None = Field(
+        None, ge=0, le=64,
+        description="How many `partitur worker` processes `partitur serve` starts for profiles, "
+        "segments, journeys and deliveries (more than 1 needs PostgreSQL; each takes a range "
+        "of the partitions), keeping only the API and the ingest path in its own process, so "
+        "that more than one core works. Unset: 1 with the system clock, 0 with a manual one. "
+        "0: all of it as threads of the server.",
     )
     partitions: int = Field(
         256, description="Fixed number of logical partitions profiles hash into."
@@ -261,9 +261,11 @@ class Settings(BaseModel):
     analytics_process: bool = Field(
         True,
         description="`partitur serve` with the system clock runs the analytics projector in a "
-        "`partitur worker --role analytics` process of its own (started and watched like "
-        "`worker_processes`), so that writing Parquet does not take the interpreter from "
-        "ingestion and the profile worker. Off, or with a manual clock: a thread of the server.",
+        "`partitur worker --role analytics` process of its own — always when it starts "
+        "worker processes, and with `worker_processes = 0` while this is on — so that "
+        "writing Parquet does not take the interpreter from ingestion and the profile "
+        "worker. Off with `worker_processes = 0`, or with a manual clock: a thread of the "
+        "server.",
     )
     analytics_flush_seconds: float = Field(
         1.0, description="How often the projector writes newly processed events to Parquet."

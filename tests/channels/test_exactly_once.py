@@ -5,6 +5,8 @@ late result of the older claim is ignored."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -96,8 +98,9 @@ def test_a_message_whose_sender_keeps_dying_goes_dead(env_factory: Any,
 
 @pytest.mark.serial
 def test_sigkill_during_a_send(tmp_path: Path, database_url: str | None) -> None:
-    """``partitur serve`` is killed while a webhook request is in flight; after a restart the
-    message is sent again with the same key and recorded once."""
+    """``partitur serve`` and the worker process it started, which sends, are killed while a
+    webhook request is in flight; after a restart the message is sent again with the same
+    key and recorded once."""
     release = threading.Event()
     seen: list[Request] = []
 
@@ -129,6 +132,9 @@ def test_sigkill_during_a_send(tmp_path: Path, database_url: str | None) -> None
                 enqueue(tx, [hook(profile, "crash-1", receiver.url)],
                         services.clock.now_us())
         receiver.wait(1, timeout=30)
+        children = http("GET", f"{server.url}/health").json()["worker_processes"]
+        sender = next(c["pid"] for c in children if c["name"] == "events-0")
+        os.kill(sender, signal.SIGKILL)  # the process whose request is in flight
         server.kill()
         release.set()
         with server.services() as services, services.db.read() as tx:

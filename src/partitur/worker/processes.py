@@ -1,12 +1,14 @@
-"""Worker processes started and watched by ``partitur serve`` (``worker_processes``).
+"""Worker processes started and watched by ``partitur serve`` (``worker_processes``,
+``analytics_process``).
 
-One Python process runs Python code on one core at a time. With ``worker_processes`` set,
-``partitur serve`` keeps only the HTTP API and the ingest path in its own process and starts
-``partitur worker`` children for the rest: ``worker_processes`` of role ``events`` (on
-PostgreSQL each takes an equal range of the partitions; SQLite has one writer, so one) and,
-when analytics is on, one of role ``analytics`` for the Parquet projector. A child that exits
-is started again (after 1 s, doubling up to 30 s while it keeps failing); the children stop
-with the server, and stop on their own if the server is killed.
+One Python process runs Python code on one core at a time. By default (with the system clock)
+``partitur serve`` keeps the HTTP API and the ingest path in its own process and starts
+``partitur worker`` children for the rest: ``worker_processes`` (unset: 1) of role ``events``
+(on PostgreSQL each takes an equal range of the partitions; SQLite has one writer, so one)
+and, when analytics is on, one of role ``analytics`` for the Parquet projector (also with
+``worker_processes = 0``, unless ``analytics_process`` is off). A child that exits is started
+again (after 1 s, doubling up to 30 s while it keeps failing); the children stop with the
+server, and stop on their own if the server is killed.
 
 After each group commit the server writes a byte to the ``events`` children's standard input
 (:meth:`WorkerProcesses.nudge`), so a child starts on new events at once instead of at its
@@ -49,11 +51,20 @@ class Child:
     exits: list[int] = field(default_factory=list)
 
 
-def plan(settings: Settings, *, analytics_child: bool = False) -> list[Child]:
+def processes_for(settings: Settings, *, serving: bool) -> int:
+    """``worker_processes`` as it applies: unset means 1 for ``partitur serve`` (``serving``)
+    with the system clock, 0 otherwise."""
+    if settings.worker_processes is not None:
+        return settings.worker_processes
+    return 1 if serving and settings.clock == "system" else 0
+
+
+def plan(settings: Settings, *, serving: bool = False) -> list[Child]:
     """The children for these settings (names and ``partitur worker`` arguments).
-    ``analytics_child``: a process for the projector even without ``worker_processes``
-    (``analytics_process``, for ``partitur serve`` with the system clock)."""
-    count = settings.worker_processes
+    ``serving``: for ``partitur serve``, whose defaults start processes (an unset
+    ``worker_processes`` and ``analytics_process``); code that builds an app in-process
+    (tests, the demo) starts only what the settings ask for explicitly."""
+    count = processes_for(settings, serving=serving)
     postgres = settings.database_url is not None
     if count > 1 and not postgres:
         raise InvalidInput("worker_processes above 1 needs PostgreSQL: SQLite has one writer")
@@ -68,7 +79,7 @@ def plan(settings: Settings, *, analytics_child: bool = False) -> list[Child]:
             lo, hi = parts * n // count, parts * (n + 1) // count
             args += ["--parts", f"{lo}:{hi}"]
         children.append(Child(f"events-{n}", args))
-    own = analytics_child and settings.clock == "system"
+    own = serving and settings.analytics_process and settings.clock == "system"
     if settings.analytics_enabled and (count or own):
         children.append(Child("analytics", ["--role", "analytics"]))
     return children
