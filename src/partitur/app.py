@@ -167,17 +167,17 @@ def create_app(
         children = plan(svc.settings, serving=serving)  # checks the settings
         if children:
             processes = WorkerProcesses(svc.settings, children)
-            analytics_elsewhere = any(c.name == "analytics" for c in children)
-        if any(c.args[:2] == ["--role", "events"] for c in children):
+            analytics_elsewhere = any(c.role == "analytics" for c in children)
+        if any(c.role == "events" for c in children):
             run_workers = False
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from partitur.worker import ProfileWorker
 
+        wake = svc.committer.on_commit
         if processes is not None:
             processes.start()
-            wake = svc.committer.on_commit
 
             def woken() -> None:  # this process's waiters and the worker processes
                 if wake is not None:
@@ -234,6 +234,7 @@ def create_app(
                 worker.stop()
             if processes is not None:
                 processes.stop()
+                svc.committer.on_commit = wake
 
     from partitur.journeys.clockroute import routes as clock_routes
 

@@ -50,6 +50,11 @@ class Child:
     restarts: int = 0
     exits: list[int] = field(default_factory=list)
 
+    @property
+    def role(self) -> str:
+        """``events`` or ``analytics`` (its ``--role``)."""
+        return self.args[self.args.index("--role") + 1]
+
 
 def processes_for(settings: Settings, *, serving: bool) -> int:
     """``worker_processes`` as it applies: unset means 1 for ``partitur serve`` (``serving``)
@@ -86,9 +91,10 @@ def plan(settings: Settings, *, serving: bool = False) -> list[Child]:
 
 
 class WorkerProcesses:
-    def __init__(self, settings: Settings, children: list[Child] | None = None) -> None:
+    def __init__(self, settings: Settings, children: list[Child]) -> None:
+        """``children``: as :func:`plan` lays them out (it checks the settings)."""
         self.settings = settings
-        self.children = plan(settings) if children is None else children
+        self.children = children
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -106,7 +112,7 @@ class WorkerProcesses:
         return env
 
     def _spawn(self, child: Child) -> None:
-        nudged = child.args[:2] == ["--role", "events"]
+        nudged = child.role == "events"
         child.proc = subprocess.Popen(
             [*self.command(child), *(["--nudge-stdin"] if nudged else [])], env=self._env(),
             stdin=subprocess.PIPE if nudged else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
