@@ -179,9 +179,6 @@ class WorkerProcesses:
             running = [c.proc for c in self.children if c.proc is not None]
             for proc in running:
                 proc.send_signal(signal.SIGTERM)
-                if proc.stdin is not None:
-                    with contextlib.suppress(OSError):
-                        proc.stdin.close()
             deadline = time.monotonic() + timeout
             for proc in running:
                 try:
@@ -190,6 +187,11 @@ class WorkerProcesses:
                     log.error("worker process %d did not stop; killing it", proc.pid)
                     proc.kill()
                     proc.wait()
+                # Closed once the child has stopped: closed earlier, the end of the pipe
+                # would tell it the server had gone (a warning on every ordinary stop).
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
